@@ -1,0 +1,1 @@
+"""Thin Typer adapters over the library (never imported by library code)."""

@@ -1,0 +1,138 @@
+"""The one output contract: results on stdout (a Rich table, or exactly one JSON object with
+--json), logs/warnings/progress on stderr, progress bars only when stderr is a terminal."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Callable
+from typing import Any
+
+_CURRENT: Output | None = None
+
+
+def _clean(obj: Any) -> Any:
+    """JSON-safe copy: NaN/Inf become null, tuples/sets lists, tensors and paths plain values."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set)):
+        return [_clean(v) for v in obj]
+    if hasattr(obj, "tolist"):
+        return _clean(obj.tolist())
+    if obj is None or isinstance(obj, (str, int, bool)):
+        return obj
+    return str(obj)
+
+
+def to_json(data: dict[str, Any]) -> str:
+    """One line of strict JSON."""
+    return json.dumps(_clean(data), allow_nan=False, separators=(",", ":"))
+
+
+class Output:
+    """Renders one command's results and messages according to --json/--quiet/--verbose."""
+
+    def __init__(self, json_mode: bool = False, quiet: bool = False, verbose: bool = False) -> None:
+        global _CURRENT
+        self.json_mode = json_mode
+        self.quiet = quiet
+        self.verbose = verbose
+        _CURRENT = self
+
+    def result(self, data: dict[str, Any], human: Callable[[Any], None] | None = None) -> None:
+        """Emit the command's result: JSON object, or the human rendering (a Rich console is passed)."""
+        if self.json_mode:
+            sys.stdout.write(to_json(data) + "\n")
+            sys.stdout.flush()
+            return
+        if self.quiet:
+            return
+        if human is None:
+            sys.stdout.write(json.dumps(_clean(data), indent=2) + "\n")
+            return
+        human(self.console())
+
+    def console(self) -> Any:
+        """A Rich console on stdout (rich is imported only when a human rendering is asked for)."""
+        from rich.console import Console
+
+        return Console(file=sys.stdout, soft_wrap=False, width=None if sys.stdout.isatty() else 140)
+
+    def info(self, message: str) -> None:
+        """A log line on stderr (hidden by --quiet)."""
+        if not self.quiet:
+            sys.stderr.write(message + "\n")
+            sys.stderr.flush()
+
+    def debug(self, message: str) -> None:
+        """A log line shown only with --verbose."""
+        if self.verbose:
+            sys.stderr.write(message + "\n")
+
+    def warn(self, message: str) -> None:
+        """A warning on stderr (hidden by --quiet)."""
+        if not self.quiet:
+            sys.stderr.write(f"warning: {message}\n")
+            sys.stderr.flush()
+
+    def progress(self) -> Any:
+        """A ProgressReporter: bars on a terminal, plain log lines otherwise, nothing with --quiet."""
+        return CliProgress(self)
+
+
+class _BarTask:
+    def __init__(self, bar: Any, task_id: int) -> None:
+        self.bar, self.task_id = bar, task_id
+
+    def advance(self, n: float = 1, **info: object) -> None:
+        self.bar.advance(self.task_id, n)
+        if "loss" in info:
+            self.bar.update(self.task_id, loss=f"loss {float(info['loss']):.4f}")
+        total = self.bar.tasks[self.task_id].total if self.task_id < len(self.bar.tasks) else None
+        if total is not None and self.bar.tasks[self.task_id].completed >= total:
+            self.bar.stop_task(self.task_id)
+
+
+class _NoTask:
+    def advance(self, n: float = 1, **info: object) -> None:
+        return None
+
+
+class CliProgress:
+    """ProgressReporter for the CLI: Rich bars on a TTY stderr; logs on stderr unless --quiet."""
+
+    def __init__(self, out: Output) -> None:
+        self.out = out
+        self._bar = None
+
+    def task(self, description: str, total: float | None) -> Any:
+        if self.out.quiet or not sys.stderr.isatty():
+            return _NoTask()
+        if self._bar is None:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TextColumn("{task.fields[loss]}"),
+                                 console=Console(file=sys.stderr), transient=True)
+            self._bar.start()
+        return _BarTask(self._bar, self._bar.add_task(description, total=total, loss=""))
+
+    def log(self, message: str) -> None:
+        if self._bar is not None:
+            self._bar.console.print(message, markup=False, highlight=False)
+        else:
+            self.out.info(message)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+
+def current() -> Output:
+    """The Output of the running command (a default one outside commands)."""
+    return _CURRENT or Output()

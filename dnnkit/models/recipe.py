@@ -1,0 +1,57 @@
+"""The recipe registry: how a structurally changed model is rebuilt before its weights load.
+
+Each surgery registers a `replay(model, step) -> model` function for its op name. Replay makes
+the structural change only (swap modules, factor layers), never computes weights: the weights
+come from the checkpoint afterwards through `load_state_dict(strict=True)`. `models` learns of
+surgeries only through this registry; surgery packages register themselves when imported, and
+`dnnkit.surgery` is imported on demand for an op not yet known.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from dnnkit.errors import InputError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+ReplayFn = Callable[["nn.Module", dict[str, Any]], "nn.Module"]
+_REPLAYS: dict[str, ReplayFn] = {}
+PLUGIN_PACKAGES = ("dnnkit.surgery",)
+
+
+def register_replay(op: str) -> Callable[[ReplayFn], ReplayFn]:
+    """Decorator: register the structural replay of recipe op `op`."""
+
+    def wrap(fn: ReplayFn) -> ReplayFn:
+        _REPLAYS[op] = fn
+        return fn
+
+    return wrap
+
+
+def _lookup(op: str) -> ReplayFn:
+    if op not in _REPLAYS:
+        for package in PLUGIN_PACKAGES:
+            importlib.import_module(package)
+    if op not in _REPLAYS:
+        raise InputError(f"checkpoint recipe uses unknown op {op!r}",
+                         hint="it was written by a newer dnnkit, or the file was edited")
+    return _REPLAYS[op]
+
+
+def replay(model: nn.Module, recipe: list[dict[str, Any]]) -> nn.Module:
+    """Apply each recipe step's structural change to a freshly built base model, in order."""
+    for step in recipe:
+        if not isinstance(step, dict) or "op" not in step:
+            raise InputError("checkpoint recipe has a malformed step (no 'op')")
+        model = _lookup(step["op"])(model, step)
+    return model
+
+
+def known_ops() -> list[str]:
+    """The op names registered so far."""
+    return sorted(_REPLAYS)

@@ -1,0 +1,356 @@
+"""The model registry: one entry point that loads every reference form of DESIGN.md section 2.
+
+`load_model(ref)` builds the network (replaying a dnnkit recipe when the checkpoint has one);
+`open_weights(ref)` gives tensor-by-tensor access without building anything, for weight-only
+operations on bare files. Both validate their input before reading tensor data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dnnkit.errors import InputError
+from dnnkit.models.arch import ModelInfo, build_arch, hf_arch_from_config, info_from_arch, parse_arch_option
+from dnnkit.models.reference import ModelRef, parse_reference
+from dnnkit.models.safetensors_io import read_header
+from dnnkit.models.weights import GGUFWeights, SafetensorsWeights, StateDictWeights, WeightSource
+from dnnkit.progress import ProgressReporter, or_null
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+HF_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                   "pytorch_model.bin.index.json")
+
+
+@dataclass
+class LoadedModel:
+    """A loaded network with everything later steps need: architecture, record, provenance."""
+
+    ref: ModelRef
+    model: nn.Module | None
+    arch: dict[str, Any] | None
+    info: ModelInfo
+    record: dict[str, Any] | None = None
+    files: list[Path] = field(default_factory=list)
+    hf_dir: Path | None = None
+    tokenizer_dir: Path | None = None
+    _sha256: str | None = None
+
+    @property
+    def recipe(self) -> list[dict[str, Any]]:
+        return list((self.record or {}).get("recipe", []))
+
+    def require_network(self, why: str = "this command") -> nn.Module:
+        """The built network, or the standard error for a bare weights file."""
+        if self.model is None:
+            raise InputError(f"{why} needs the network: {self.ref.raw} has no architecture",
+                             hint="pass --arch (zoo:NAME, timm:NAME or a HF folder) or a dnnkit/HF checkpoint")
+        return self.model
+
+    def sha256(self) -> str | None:
+        """sha256 over the input's weight files (None for a model built from a name alone)."""
+        if self._sha256 is None and self.files:
+            self._sha256 = files_sha256(self.files)
+        return self._sha256
+
+    def source_record(self) -> dict[str, Any]:
+        """The `source` field of a record written from this model."""
+        return {"reference": self.ref.raw, "sha256": self.sha256()}
+
+    def tokenizer(self) -> Any:
+        """The model's tokenizer (text models), loaded from its folder without remote code."""
+        from transformers import AutoTokenizer
+
+        if self.tokenizer_dir is None:
+            raise InputError(f"{self.ref.raw} has no tokenizer files")
+        return AutoTokenizer.from_pretrained(str(self.tokenizer_dir), local_files_only=True)
+
+
+def files_sha256(files: list[Path]) -> str:
+    """sha256 of one file, or of the concatenated sha256s of several (sorted by name)."""
+    import hashlib
+
+    from dnnkit.models.gguf import file_sha256
+
+    if len(files) == 1:
+        return file_sha256(files[0])
+    h = hashlib.sha256()
+    for f in sorted(files):
+        h.update(file_sha256(f).encode())
+    return h.hexdigest()
+
+
+def resolve(ref: str | ModelRef, progress: ProgressReporter | None = None) -> ModelRef:
+    """Parse a reference and turn `zoo:NAME` into the file or folder behind it."""
+    ref = ref if isinstance(ref, ModelRef) else parse_reference(ref)
+    if ref.kind == "zoo":
+        from dnnkit.zoo.catalog import zoo_entry
+
+        zoo_entry(ref.target)
+        from dnnkit.zoo.build import ensure_zoo
+
+        path = ensure_zoo(ref.target, progress)
+        return ModelRef("hf-dir" if path.is_dir() else "safetensors", str(path), ref.raw)
+    return ref
+
+
+def hf_weight_files(folder: Path) -> list[Path]:
+    """The weight files of a Hugging Face folder, or an InputError when it has none."""
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        except (json.JSONDecodeError, KeyError, AttributeError) as exc:
+            raise InputError(f"{index} is not a valid shard index") from exc
+        missing = [s for s in shards if not (folder / s).is_file()]
+        if missing:
+            raise InputError(f"{folder}: shard {missing[0]} listed in the index is missing")
+        return [folder / s for s in shards]
+    if (folder / "model.safetensors").is_file():
+        return [folder / "model.safetensors"]
+    bins = sorted(folder.glob("pytorch_model*.bin"))
+    if bins:
+        return bins
+    singles = sorted(folder.glob("*.safetensors"))
+    if singles:
+        return singles
+    raise InputError(f"directory {folder} has no weights",
+                     hint="expected model.safetensors, a sharded model.safetensors.index.json, or pytorch_model.bin")
+
+
+def open_weights(ref: str | ModelRef, progress: ProgressReporter | None = None) -> WeightSource:
+    """Tensor-by-tensor access to a reference's weights, without building the network when possible."""
+    ref = resolve(ref, progress)
+    if ref.kind == "safetensors":
+        return SafetensorsWeights([ref.path])
+    if ref.kind == "hf-dir":
+        files = hf_weight_files(ref.path)
+        if all(f.suffix == ".safetensors" for f in files):
+            return SafetensorsWeights(files)
+        from dnnkit.models.legacy import load_legacy_state_dict
+
+        merged: dict[str, torch.Tensor] = {}
+        for f in files:
+            merged.update(load_legacy_state_dict(f))
+        return StateDictWeights(merged)
+    if ref.kind == "gguf":
+        return GGUFWeights(ref.path)
+    if ref.kind == "legacy":
+        from dnnkit.models.legacy import load_legacy_state_dict
+
+        return StateDictWeights(load_legacy_state_dict(ref.path))
+    loaded = load_model(ref, progress=progress)
+    return StateDictWeights(loaded.require_network().state_dict())
+
+
+def load_model(ref: str | ModelRef, *, arch: str | dict[str, Any] | None = None, weights: str | None = None,
+               device: str = "cpu", dtype: str | None = None, trust_remote_code: bool = False,
+               progress: ProgressReporter | None = None) -> LoadedModel:
+    """Load any reference as a network (or as a bare weights file when no architecture is known)."""
+    progress = or_null(progress)
+    resolved = resolve(ref, progress)
+    arch_spec = parse_arch_option(arch) if isinstance(arch, str) else arch
+    if resolved.kind == "safetensors":
+        loaded = _load_safetensors(resolved, arch_spec)
+    elif resolved.kind == "hf-dir":
+        loaded = _load_hf_dir(resolved, trust_remote_code)
+    elif resolved.kind == "gguf":
+        loaded = _load_gguf(resolved, progress)
+    elif resolved.kind == "legacy":
+        loaded = _load_legacy(resolved, arch_spec)
+    elif resolved.kind == "timm":
+        loaded = _load_timm(resolved, weights)
+    elif resolved.kind == "hf-hub":
+        loaded = _load_hub(resolved, trust_remote_code)
+    else:  # pragma: no cover - parse_reference only yields the kinds above
+        raise InputError(f"cannot load {resolved.raw}")
+    if loaded.model is not None:
+        loaded.model.eval()
+        _move(loaded.model, device, dtype)
+    return loaded
+
+
+def _move(model: nn.Module, device: str, dtype: str | None) -> None:
+    import torch
+
+    if dtype is not None:
+        table = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
+                 "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+        if dtype not in table:
+            raise InputError(f"unknown --dtype {dtype!r}", hint="use float32, float16 or bfloat16")
+        model.to(table[dtype])
+    if device != "cpu":
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise InputError(f"--device {device}: no CUDA device is available")
+        model.to(device)
+
+
+def load_state_into(model: nn.Module, tensors: dict[str, torch.Tensor], where: str) -> None:
+    """`load_state_dict(strict=True)` with a one-line error naming what does not fit."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in tensors]
+    unexpected = [k for k in tensors if k not in own]
+    wrong = [k for k in own if k in tensors and tuple(own[k].shape) != tuple(tensors[k].shape)]
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+        if wrong:
+            k = wrong[0]
+            parts.append(f"{len(wrong)} of another shape "
+                         f"(e.g. {k}: {tuple(tensors[k].shape)} vs {tuple(own[k].shape)})")
+        raise InputError(f"weights in {where} do not fit the architecture: " + "; ".join(parts),
+                         hint="check --arch")
+    model.load_state_dict(tensors, strict=True)
+
+
+def _build_with_recipe(arch_spec: dict[str, Any], record: dict[str, Any] | None) -> nn.Module:
+    from dnnkit.models.recipe import replay
+
+    model = build_arch(arch_spec)
+    return replay(model, list((record or {}).get("recipe", [])))
+
+
+def _restore_aliases(tensors: dict[str, torch.Tensor], record: dict[str, Any] | None) -> dict[str, torch.Tensor]:
+    for alias, kept in ((record or {}).get("aliases") or {}).items():
+        if kept in tensors:
+            tensors[alias] = tensors[kept]
+    return tensors
+
+
+def _load_safetensors(ref: ModelRef, arch_spec: dict[str, Any] | None) -> LoadedModel:
+    from dnnkit.models.safetensors_io import load_tensors
+
+    header = read_header(ref.path)
+    record = header.dnnkit_record()
+    spec = arch_spec or (record or {}).get("arch")
+    if spec is None:
+        return LoadedModel(ref, None, None, info_from_arch(None), record, [ref.path])
+    model = _build_with_recipe(spec, record if arch_spec is None or record else None)
+    tensors = _restore_aliases(load_tensors(ref.path), record)
+    load_state_into(model, tensors, ref.raw)
+    tokenizer_dir = _hf_source_dir(record)
+    return LoadedModel(ref, model, spec, info_from_arch(spec, model), record, [ref.path],
+                       tokenizer_dir=tokenizer_dir, hf_dir=tokenizer_dir)
+
+
+def _hf_source_dir(record: dict[str, Any] | None) -> Path | None:
+    """For a dnnkit checkpoint of an HF model: the original folder (tokenizer files), if still there."""
+    src = ((record or {}).get("arch") or {}).get("tokenizer_dir")
+    return Path(src) if src and Path(src).is_dir() else None
+
+
+def _load_hf_dir(ref: ModelRef, trust_remote_code: bool) -> LoadedModel:
+
+    folder = ref.path
+    files = hf_weight_files(folder)
+    for f in files:
+        if f.suffix == ".safetensors":
+            read_header(f)
+    config_file = folder / "config.json"
+    if not config_file.is_file():
+        raise InputError(f"directory {folder} has weights but no config.json",
+                         hint="pass the safetensors file itself with --arch to load it")
+    try:
+        config = json.loads(config_file.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{config_file} is not valid JSON") from exc
+    spec = hf_arch_from_config(config)
+    spec["tokenizer_dir"] = str(folder.resolve())
+    cls = _hf_class_or_auto(spec["class"])
+    kwargs: dict[str, Any] = {"local_files_only": True, "trust_remote_code": trust_remote_code}
+    if all(f.suffix == ".safetensors" for f in files):
+        kwargs["use_safetensors"] = True
+    try:
+        model = cls.from_pretrained(str(folder), **kwargs)
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise InputError(f"cannot load Hugging Face folder {folder}: {str(exc).splitlines()[0][:240]}") from exc
+    record = None
+    if (folder / "dnnkit.json").is_file():
+        record = json.loads((folder / "dnnkit.json").read_text())
+    elif files[0].suffix == ".safetensors":
+        record = read_header(files[0]).dnnkit_record()
+    has_tok = any((folder / n).exists() for n in ("tokenizer.json", "tokenizer_config.json", "vocab.txt"))
+    return LoadedModel(ref, model, spec, info_from_arch(spec, model), record, files + [config_file],
+                       hf_dir=folder, tokenizer_dir=folder if has_tok else None)
+
+
+def _hf_class_or_auto(name: str) -> type:
+    from dnnkit.models.arch import hf_model_class
+
+    try:
+        return hf_model_class(name)
+    except InputError:
+        import transformers
+
+        return transformers.AutoModel
+
+
+def _load_gguf(ref: ModelRef, progress: ProgressReporter) -> LoadedModel:
+    from dnnkit.models.gguf import ensure_gguf_converted, file_sha256, gguf_cache_dir
+
+    GGUFWeights(ref.path)  # validates the header before the slow conversion
+    sha = file_sha256(ref.path)
+    folder = ensure_gguf_converted(ref.path, gguf_cache_dir(ref.path, sha), progress)
+    loaded = _load_hf_dir(ModelRef("hf-dir", str(folder), ref.raw), trust_remote_code=False)
+    loaded.files = [ref.path]
+    loaded._sha256 = sha
+    return loaded
+
+
+def _load_legacy(ref: ModelRef, arch_spec: dict[str, Any] | None) -> LoadedModel:
+    from dnnkit.models.legacy import load_legacy_state_dict
+
+    tensors = load_legacy_state_dict(ref.path)
+    if arch_spec is None:
+        return LoadedModel(ref, None, None, info_from_arch(None), None, [ref.path])
+    model = build_arch(arch_spec)
+    load_state_into(model, tensors, ref.raw)
+    return LoadedModel(ref, model, arch_spec, info_from_arch(arch_spec, model), None, [ref.path])
+
+
+def _load_timm(ref: ModelRef, weights: str | None) -> LoadedModel:
+    spec = parse_arch_option(f"timm:{ref.target}")
+    files: list[Path] = []
+    tensors = None
+    if weights is not None:
+        wref = parse_reference(weights)
+        if wref.kind == "safetensors":
+            from dnnkit.models.safetensors_io import load_tensors
+
+            tensors = load_tensors(wref.path)
+        elif wref.kind == "legacy":
+            from dnnkit.models.legacy import load_legacy_state_dict
+
+            tensors = load_legacy_state_dict(wref.path)
+        else:
+            raise InputError(f"--weights {weights!r} must be a .safetensors or .pt/.pth/.bin file")
+        head = tensors.get("fc.weight", tensors.get("head.weight", tensors.get("classifier.weight")))
+        if head is not None and "num_classes" not in spec["kwargs"]:
+            spec["kwargs"]["num_classes"] = int(head.shape[0])
+        files = [wref.path]
+    model = build_arch(spec)
+    if tensors is not None:
+        load_state_into(model, tensors, weights or ref.raw)
+    return LoadedModel(ref, model, spec, info_from_arch(spec, model), None, files)
+
+
+def _load_hub(ref: ModelRef, trust_remote_code: bool) -> LoadedModel:
+    os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "5")
+    os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "10")
+    try:
+        from huggingface_hub import snapshot_download
+
+        folder = snapshot_download(ref.target, allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model"])
+    except Exception as exc:  # noqa: BLE001 - offline, unknown repo, auth: all one message
+        raise InputError(f"cannot fetch {ref.raw} from the Hugging Face hub ({type(exc).__name__})",
+                         hint="this machine may be offline; download the folder elsewhere and pass its path") from exc
+    return _load_hf_dir(ModelRef("hf-dir", folder, ref.raw), trust_remote_code)

@@ -1,0 +1,140 @@
+"""Writing checkpoints (DESIGN.md section 3): safetensors with the dnnkit record, or HF folders.
+
+Every write is atomic (temp file in the destination folder, fsync, `os.replace`). Tensors that
+share storage (tied weights) are written once and recorded as aliases, restored on load.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dnnkit import __version__
+from dnnkit.models.atomic import atomic_dir, atomic_file, check_output_path
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from dnnkit.models.registry import LoadedModel
+
+WEIGHT_FILE_PATTERNS = ("*.safetensors", "*.safetensors.index.json", "*.bin", "*.bin.index.json", "*.pt", "*.pth",
+                        "*.gguf", "dnnkit.json", "dnnkit-source.json")
+
+
+def complete_record(record: dict[str, Any]) -> dict[str, Any]:
+    """Fill the fields every dnnkit record carries (version, created, command)."""
+    out = {"version": __version__, "arch": None, "recipe": [], "source": {}, "command": list(sys.argv),
+           "metrics": {}}
+    out.update(record)
+    out["version"] = __version__
+    out.setdefault("created", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    return out
+
+
+def dedupe_shared(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Drop tensors that share storage with an earlier one; return (tensors, alias -> kept name)."""
+    seen: dict[tuple, str] = {}
+    kept: dict[str, torch.Tensor] = {}
+    aliases: dict[str, str] = {}
+    for name, t in state.items():
+        key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), tuple(t.stride()), t.dtype) \
+            if t.device.type != "meta" else None
+        if key is not None and key in seen and t.numel() > 0:
+            aliases[name] = seen[key]
+            continue
+        if key is not None:
+            seen[key] = name
+        kept[name] = t
+    return kept, aliases
+
+
+def write_checkpoint(path: str | Path, state: dict[str, torch.Tensor], record: dict[str, Any], *, force: bool,
+                     sparse: set[str] | None = None) -> dict[str, Any]:
+    """Write a dnnkit safetensors checkpoint atomically; returns the completed record.
+
+    Tensors named in `sparse` are stored in the bitmask format when that makes them smaller.
+    """
+    from dnnkit.models.safetensors_io import save_tensors
+    from dnnkit.models.sparse_format import SPARSE_KEY, encode_sparse, sparse_metadata, sparse_pays
+
+    path = check_output_path(path, force)
+    tensors, aliases = dedupe_shared({k: v.detach().cpu().contiguous() for k, v in state.items()})
+    record = complete_record({**record, "aliases": aliases} if aliases else record)
+    metadata = {"format": "pt", "dnnkit": json.dumps(record, default=_json_default)}
+    encoded: dict[str, torch.Tensor] = {}
+    if sparse:
+        out: dict[str, torch.Tensor] = {}
+        for name, t in tensors.items():
+            nnz = int((t != 0).sum())
+            if name in sparse and sparse_pays(t.numel(), nnz, t.element_size()):
+                out.update(encode_sparse(name, t))
+                encoded[name] = t
+            else:
+                out[name] = t
+        tensors = out
+        if encoded:
+            metadata[SPARSE_KEY] = sparse_metadata(encoded)
+    with atomic_file(path) as tmp:
+        save_tensors(tmp, tensors, metadata)
+    return record
+
+
+def write_hf_folder(out: str | Path, model: nn.Module, record: dict[str, Any], source_dir: Path | None, *,
+                    force: bool) -> dict[str, Any]:
+    """Write a Hugging Face folder that plain transformers loads, with the dnnkit record beside it."""
+    from dnnkit.models.safetensors_io import save_tensors
+
+    out = check_output_path(out, force)
+    tensors, aliases = dedupe_shared({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()})
+    record = complete_record({**record, "aliases": aliases} if aliases else record)
+    text = json.dumps(record, default=_json_default)
+    with atomic_dir(out) as tmp:
+        if source_dir is not None:
+            _copy_non_weight_files(source_dir, tmp)
+        model.config.save_pretrained(tmp)
+        save_tensors(tmp / "model.safetensors", tensors, {"format": "pt", "dnnkit": text})
+        (tmp / "dnnkit.json").write_text(json.dumps(record, indent=2, default=_json_default) + "\n")
+    return record
+
+
+def _copy_non_weight_files(src: Path, dst: Path) -> None:
+    for item in src.iterdir():
+        if any(item.match(p) for p in WEIGHT_FILE_PATTERNS) or item.name.startswith("."):
+            continue
+        if item.is_dir():
+            shutil.copytree(item, dst / item.name)
+        else:
+            shutil.copy2(item, dst / item.name)
+
+
+def save_model(loaded: LoadedModel, model: nn.Module, out: str | Path, step: dict[str, Any],
+               metrics: dict[str, Any] | None = None, *, force: bool = False,
+               sparse: set[str] | None = None, structural: bool = False) -> dict[str, Any]:
+    """Save a transformed model: a `.safetensors` path gets a dnnkit checkpoint; a folder path gets a
+    Hugging Face folder (only for HF models whose structure is unchanged)."""
+    from dnnkit.errors import InputError
+
+    record = {"arch": loaded.arch, "recipe": [*loaded.recipe, step], "source": loaded.source_record(),
+              "metrics": metrics or {}}
+    out = Path(out)
+    if out.suffix == ".safetensors":
+        return write_checkpoint(out, model.state_dict(), record, force=force, sparse=sparse)
+    if loaded.info.family == "hf" and not structural and not sparse:
+        return write_hf_folder(out, model, record, loaded.hf_dir, force=force)
+    raise InputError(f"output {str(out)!r} must end in .safetensors",
+                     hint="a folder output is written only for unchanged Hugging Face architectures")
+
+
+def _json_default(obj: object) -> object:
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, (set, tuple)):
+        return list(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    return str(obj)

@@ -1,0 +1,165 @@
+"""Tensor-by-tensor views of weights: header-only facts, and one tensor at a time on demand.
+
+Weight-only operations (inspect, magnitude pruning, SVD truncation) use these so that a large
+file is never held in memory as a whole.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from dnnkit.errors import InputError
+from dnnkit.models.safetensors_io import SafetensorsHeader, read_header
+
+if TYPE_CHECKING:
+    import torch
+
+
+class WeightSource(Protocol):
+    """Named tensors with their dtype and shape known before any data is read."""
+
+    def names(self) -> list[str]: ...
+
+    def dtype(self, name: str) -> str: ...
+
+    def shape(self, name: str) -> tuple[int, ...]: ...
+
+    def get(self, name: str) -> torch.Tensor: ...
+
+
+class SafetensorsWeights:
+    """One or more safetensors files (a single file, or the shards of a Hugging Face folder)."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self.headers: list[SafetensorsHeader] = [read_header(p) for p in paths]
+        self._where: dict[str, SafetensorsHeader] = {}
+        for h in self.headers:
+            for name in h.tensors:
+                self._where[name] = h
+        self.sparse = self._sparse_specs()
+
+    def _sparse_specs(self) -> dict[str, dict]:
+        specs: dict[str, dict] = {}
+        for h in self.headers:
+            raw = h.metadata.get("dnnkit.sparse")
+            if raw:
+                specs.update(json.loads(raw)["tensors"])
+        return specs
+
+    def names(self) -> list[str]:
+        hidden = {f"{n}.__bitmask" for n in self.sparse} | {f"{n}.__values" for n in self.sparse}
+        names = [n for n in self._where if n not in hidden] + list(self.sparse)
+        return sorted(names, key=natural_key)
+
+    def dtype(self, name: str) -> str:
+        if name in self.sparse:
+            return self.sparse[name]["dtype"]
+        return self._where[name].tensors[name].dtype
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        if name in self.sparse:
+            return tuple(self.sparse[name]["shape"])
+        return self._where[name].tensors[name].shape
+
+    def stored_bytes(self, name: str) -> int:
+        """Bytes the tensor takes in the file (mask + values for sparse tensors)."""
+        if name in self.sparse:
+            h = self._where[f"{name}.__values"]
+            return h.tensors[f"{name}.__bitmask"].nbytes + h.tensors[f"{name}.__values"].nbytes
+        return self._where[name].tensors[name].nbytes
+
+    def get(self, name: str) -> torch.Tensor:
+        from safetensors import safe_open
+
+        from dnnkit.models.sparse_format import decode_sparse_tensors
+
+        if name in self.sparse:
+            h = self._where[f"{name}.__values"]
+            with safe_open(str(h.path), framework="pt") as fh:
+                parts = {k: fh.get_tensor(k) for k in (f"{name}.__bitmask", f"{name}.__values")}
+            return decode_sparse_tensors(parts, {"dnnkit.sparse": json.dumps(
+                {"format": "bitmask-v1", "tensors": {name: self.sparse[name]}})}, str(h.path))[name]
+        h = self._where[name]
+        with safe_open(str(h.path), framework="pt") as fh:
+            return fh.get_tensor(name)
+
+
+class StateDictWeights:
+    """Tensors already in memory (a built model's state dict)."""
+
+    def __init__(self, tensors: dict[str, torch.Tensor]) -> None:
+        self.tensors = tensors
+
+    def names(self) -> list[str]:
+        return list(self.tensors)
+
+    def dtype(self, name: str) -> str:
+        from dnnkit.models.safetensors_io import torch_dtype_name
+
+        try:
+            return torch_dtype_name(self.tensors[name].dtype)
+        except KeyError:
+            return str(self.tensors[name].dtype).replace("torch.", "")
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return tuple(self.tensors[name].shape)
+
+    def get(self, name: str) -> torch.Tensor:
+        return self.tensors[name]
+
+
+class GGUFWeights:
+    """Tensors of a GGUF file: names, shapes and quantisation types from the header (memory-mapped)."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            from gguf import GGUFReader
+
+            self.reader = GGUFReader(str(path))
+        except Exception as exc:  # noqa: BLE001 - any parse failure of an untrusted file is bad input
+            raise InputError(f"{path} is not a readable GGUF file ({type(exc).__name__}: {exc})") from exc
+        self._tensors = {t.name: t for t in self.reader.tensors}
+
+    def names(self) -> list[str]:
+        return list(self._tensors)
+
+    def dtype(self, name: str) -> str:
+        return self._tensors[name].tensor_type.name
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return tuple(int(d) for d in reversed(self._tensors[name].shape.tolist()))
+
+    def get(self, name: str) -> torch.Tensor:
+        import numpy as np
+        import torch
+        from gguf.quants import dequantize
+
+        t = self._tensors[name]
+        arr = dequantize(t.data, t.tensor_type)
+        return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)).reshape(self.shape(name))
+
+    def metadata(self) -> dict[str, str]:
+        """A few descriptive header fields (architecture, name)."""
+        out = {}
+        for key in ("general.architecture", "general.name", "general.file_type"):
+            field = self.reader.fields.get(key)
+            if field is not None and field.data:
+                value = field.parts[field.data[0]]
+                out[key] = bytes(value).decode("utf-8", "replace") if value.dtype.kind == "u" and key != \
+                    "general.file_type" else str(value.tolist()[0] if hasattr(value, "tolist") else value)
+        return out
+
+
+def numel(shape: tuple[int, ...]) -> int:
+    """Number of elements of a shape."""
+    return math.prod(shape)
+
+
+def natural_key(name: str) -> list:
+    """Sort key that orders `layers.2` before `layers.10`."""
+    import re
+
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)]

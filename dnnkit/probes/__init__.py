@@ -1,0 +1,1 @@
+"""Analyses that return a report (they never write a changed model)."""

@@ -1,0 +1,3 @@
+"""Transformations that return a new model. Importing this package registers every surgery's
+recipe replay with `dnnkit.models.recipe` (keep the imported modules light: no torch at top level
+beyond what replay needs)."""
