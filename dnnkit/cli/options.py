@@ -7,7 +7,8 @@ from typing import Annotated
 import typer
 
 ModelArg = Annotated[str, typer.Argument(help="Model: file.safetensors, HF folder, file.gguf, zoo:NAME, timm:NAME, "
-                                              "hf:ORG/NAME or legacy .pt/.bin.", show_default=False)]
+                                              "hf:ORG/NAME or legacy .pt/.bin.", show_default=False,
+                                              metavar="MODEL")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print exactly one JSON object on stdout.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No human output and no logs (errors still shown).")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="More logs; tracebacks on errors.")]

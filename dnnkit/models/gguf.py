@@ -15,13 +15,21 @@ def load_gguf_model_and_tokenizer(path: Path) -> tuple[Any, Any]:
     """Dequantise a GGUF causal LM into an fp32 transformers model plus its tokenizer (~40 s)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()
     try:
         model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32,
                                                      local_files_only=True)
         tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name, local_files_only=True)
     except (ValueError, OSError, KeyError, RuntimeError) as exc:
         raise InputError(f"cannot load GGUF {path}: {str(exc).splitlines()[0][:200]}") from exc
+    # The weights are dequantised fp32 now: drop the GGUF quantiser marker so the model saves
+    # (and reloads) as a plain fp32 Hugging Face model.
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
     return model.eval(), tokenizer
 
 
