@@ -58,8 +58,18 @@ def parse_arch_option(value: str) -> dict[str, Any]:
     if path.is_dir():
         path = path / "config.json"
     if path.name.endswith(".json") and path.is_file():
-        return hf_arch_from_config(json.loads(path.read_text()))
+        return folder_arch_from_config(json.loads(path.read_text()))
     raise InputError(f"unknown --arch {value!r}", hint="use zoo:NAME, timm:NAME[?num_classes=10] or a HF folder")
+
+
+def folder_arch_from_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Architecture spec of a folder's config.json: a timm folder (`architecture`, `model_args`) or transformers."""
+    if "model_type" not in config and isinstance(config.get("architecture"), str):
+        kwargs = dict(config.get("model_args") or {})
+        if "num_classes" in config:
+            kwargs.setdefault("num_classes", config["num_classes"])
+        return {"family": "timm", "name": config["architecture"], "kwargs": kwargs}
+    return hf_arch_from_config(config)
 
 
 def hf_arch_from_config(config: dict[str, Any]) -> dict[str, Any]:

@@ -71,9 +71,9 @@ def _open(ref: ModelRef, progress: ProgressReporter) -> tuple[WeightSource, dict
         config = ref.path / "config.json"
         arch = None
         if config.is_file():
-            from dnnkit.models.arch import hf_arch_from_config
+            from dnnkit.models.arch import folder_arch_from_config
 
-            arch = hf_arch_from_config(json.loads(config.read_text()))
+            arch = folder_arch_from_config(json.loads(config.read_text()))
         if all(f.suffix == ".safetensors" for f in files):
             src = SafetensorsWeights(files)
             record = record or src.headers[0].dnnkit_record()
@@ -82,7 +82,10 @@ def _open(ref: ModelRef, progress: ProgressReporter) -> tuple[WeightSource, dict
 
         return open_weights(ref), record, arch, files
     if ref.kind == "gguf":
-        return GGUFWeights(ref.path), None, {"family": "gguf"}, [ref.path]
+        src = GGUFWeights(ref.path)
+        meta = src.metadata()
+        arch = {"family": "gguf", "architecture": meta.get("general.architecture"), "name": meta.get("general.name")}
+        return src, None, arch, [ref.path]
     if ref.kind == "legacy":
         from dnnkit.models.registry import open_weights
 

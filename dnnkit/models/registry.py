@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dnnkit.errors import InputError
-from dnnkit.models.arch import ModelInfo, build_arch, hf_arch_from_config, info_from_arch, parse_arch_option
+from dnnkit.models.arch import ModelInfo, build_arch, folder_arch_from_config, info_from_arch, parse_arch_option
 from dnnkit.models.reference import ModelRef, parse_reference
 from dnnkit.models.safetensors_io import read_header
 from dnnkit.models.weights import GGUFWeights, SafetensorsWeights, StateDictWeights, WeightSource
@@ -263,7 +263,9 @@ def _load_hf_dir(ref: ModelRef, trust_remote_code: bool) -> LoadedModel:
         config = json.loads(config_file.read_text())
     except json.JSONDecodeError as exc:
         raise InputError(f"{config_file} is not valid JSON") from exc
-    spec = hf_arch_from_config(config)
+    spec = folder_arch_from_config(config)
+    if spec["family"] == "timm":
+        return _load_timm_folder(ref, spec, files + [config_file])
     spec["tokenizer_dir"] = str(folder.resolve())
     cls = _hf_class_or_auto(spec["class"])
     kwargs: dict[str, Any] = {"local_files_only": True, "trust_remote_code": trust_remote_code}
@@ -281,6 +283,23 @@ def _load_hf_dir(ref: ModelRef, trust_remote_code: bool) -> LoadedModel:
     has_tok = any((folder / n).exists() for n in ("tokenizer.json", "tokenizer_config.json", "vocab.txt"))
     return LoadedModel(ref, model, spec, info_from_arch(spec, model), record, files + [config_file],
                        hf_dir=folder, tokenizer_dir=folder if has_tok else None)
+
+
+def _load_timm_folder(ref: ModelRef, spec: dict[str, Any], files: list[Path]) -> LoadedModel:
+    """A folder written by timm (`save_for_hf`): timm's config.json plus weights."""
+    model = build_arch(spec)
+    tensors: dict[str, torch.Tensor] = {}
+    for f in files[:-1]:
+        if f.suffix == ".safetensors":
+            from dnnkit.models.safetensors_io import load_tensors
+
+            tensors.update(load_tensors(f))
+        else:
+            from dnnkit.models.legacy import load_legacy_state_dict
+
+            tensors.update(load_legacy_state_dict(f))
+    load_state_into(model, tensors, ref.raw)
+    return LoadedModel(ref, model, spec, info_from_arch(spec, model), None, files)
 
 
 def _hf_class_or_auto(name: str) -> type:

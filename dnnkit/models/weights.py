@@ -139,18 +139,21 @@ class GGUFWeights:
 
         t = self._tensors[name]
         arr = dequantize(t.data, t.tensor_type)
-        return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)).reshape(self.shape(name))
+        return torch.from_numpy(np.array(arr, dtype=np.float32)).reshape(self.shape(name))
 
-    def metadata(self) -> dict[str, str]:
-        """A few descriptive header fields (architecture, name)."""
-        out = {}
-        for key in ("general.architecture", "general.name", "general.file_type"):
-            field = self.reader.fields.get(key)
-            if field is not None and field.data:
-                value = field.parts[field.data[0]]
-                out[key] = bytes(value).decode("utf-8", "replace") if value.dtype.kind == "u" and key != \
-                    "general.file_type" else str(value.tolist()[0] if hasattr(value, "tolist") else value)
+    def metadata(self) -> dict[str, object]:
+        """Descriptive header fields: architecture, name, file type, block count."""
+        out: dict[str, object] = {}
+        arch = self._field("general.architecture")
+        for key in ("general.architecture", "general.name", "general.file_type", f"{arch}.block_count"):
+            value = self._field(key)
+            if value is not None:
+                out[key] = value
         return out
+
+    def _field(self, key: str) -> object:
+        field = self.reader.fields.get(key)
+        return None if field is None else field.contents()
 
 
 def numel(shape: tuple[int, ...]) -> int:

@@ -227,3 +227,39 @@ def test_interrupted_write_leaves_nothing(tmp_path):
         tmp.write_bytes(b"partial")
         raise KeyboardInterrupt
     assert list(tmp_path.iterdir()) == []
+
+
+def test_timm_folder_saved_by_timm(tmp_path):
+    import timm
+    from timm.models._hub import save_for_hf
+
+    model = timm.create_model("resnet18", pretrained=False, num_classes=5).eval()
+    save_for_hf(model, str(tmp_path / "r18"), safe_serialization=True)
+    loaded = load_model(str(tmp_path / "r18"))
+    assert loaded.arch["family"] == "timm" and loaded.info.num_classes == 5
+    x = torch.randn(1, 3, 64, 64)
+    assert torch.allclose(loaded.model(x), model(x), atol=1e-5)
+
+
+def test_gguf_header_only_weights(tmp_path):
+    import gguf
+    import numpy as np
+
+    path = tmp_path / "tiny.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_name("tiny")
+    writer.add_block_count(1)
+    writer.add_tensor("blk.0.ffn_up.weight", np.arange(12, dtype=np.float32).reshape(3, 4))
+    writer.add_tensor("output_norm.weight", np.ones(4, dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    src = open_weights(str(path))
+    assert src.shape("blk.0.ffn_up.weight") == (3, 4)
+    assert torch.equal(src.get("blk.0.ffn_up.weight"), torch.arange(12, dtype=torch.float32).view(3, 4))
+    assert src.metadata()["general.architecture"] == "llama"
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"GGUF" + bytes(40))
+    with pytest.raises(InputError, match="GGUF"):
+        open_weights(str(bad))
