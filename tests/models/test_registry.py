@@ -263,3 +263,28 @@ def test_gguf_header_only_weights(tmp_path):
     bad.write_bytes(b"GGUF" + bytes(40))
     with pytest.raises(InputError, match="GGUF"):
         open_weights(str(bad))
+
+
+def test_sigterm_during_write_leaves_nothing(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    dest = tmp_path / "out.safetensors"
+    code = ("import signal, sys, time\n"
+            "from dnnkit.cli.app import _sigterm\n"
+            "from dnnkit.models.atomic import atomic_file\n"
+            "signal.signal(signal.SIGTERM, _sigterm)\n"
+            "try:\n"
+            f"    with atomic_file({str(dest)!r}) as tmp:\n"
+            "        tmp.write_bytes(b'partial')\n"
+            "        print('ready', flush=True)\n"
+            "        time.sleep(60)\n"
+            "except KeyboardInterrupt:\n"
+            "    sys.exit(130)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    assert any(tmp_path.iterdir())
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 130
+    assert list(tmp_path.iterdir()) == []
