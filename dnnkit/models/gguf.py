@@ -15,9 +15,10 @@ def load_gguf_model_and_tokenizer(path: Path) -> tuple[Any, Any]:
     """Dequantise a GGUF causal LM into an fp32 transformers model plus its tokenizer (~40 s)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()
+    from dnnkit.models.registry import quiet_transformers
+
+    quiet_transformers()
     try:
         model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32,
                                                      local_files_only=True)
