@@ -120,7 +120,7 @@ File: {size_mb:.0f} MB of fp32 tensors ({int(args.gigabytes * 1024)} tensors of 
 
 {table(["operation", "wall (ms)", "CPU (ms)", "peak RSS (MB)", "RSS over baseline (MB)"], rows)}
 
-- `inspect` (header-only) / safetensors' own header read: **{ratio_inspect:.2f}x** the CPU time. It reads
+- `inspect` (header-only) / safetensors' own header read: **{ratio_inspect:.3f}x** the CPU time. It reads
   no tensor data and never imports torch, so its memory stays flat however large the file is.
 - dnnkit's validated load / `safetensors.torch.load_file`: **{ratio_load:.2f}x** the CPU time (both read
   and sum every tensor; the extra is the header validation, which parses the header once more).
