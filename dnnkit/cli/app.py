@@ -12,9 +12,13 @@ import signal
 import sys
 from typing import Annotated, Any
 
-import click
 import typer
 from typer.core import TyperGroup
+
+try:  # recent typer vendors click; older releases use the click package
+    from typer._click import exceptions as click
+except ImportError:  # pragma: no cover
+    from click import exceptions as click
 
 from dnnkit import __version__
 from dnnkit.errors import DnnkitError
@@ -49,8 +53,8 @@ class DnnkitGroup(TyperGroup):
             rv = super().main(args=argv, prog_name=prog_name or "dnnkit", complete_var=complete_var,
                               standalone_mode=False, **extra)
             code = rv if isinstance(rv, int) else 0
-        except click.exceptions.NoArgsIsHelpError as exc:
-            click.echo(exc.ctx.get_help() if exc.ctx else "", err=True)
+        except click.NoArgsIsHelpError as exc:
+            sys.stderr.write((exc.ctx.get_help() if exc.ctx else "") + "\n")
             code = 2
         except click.UsageError as exc:
             hint = None
@@ -61,9 +65,9 @@ class DnnkitGroup(TyperGroup):
         except click.ClickException as exc:
             report_error(exc.format_message())
             code = exc.exit_code
-        except click.exceptions.Exit as exc:
+        except typer.Exit as exc:
             code = exc.exit_code
-        except (click.Abort, KeyboardInterrupt):
+        except (typer.Abort, KeyboardInterrupt):
             report_error("interrupted; nothing partial was written")
             code = 130
         except DnnkitError as exc:
