@@ -90,6 +90,13 @@ def _checked(reference: str, origin: str, args: tuple[str, ...] = (), output: st
     return InputSpec(reference, args, output, origin, dict(options or {}))
 
 
+def absolute(spec: InputSpec) -> InputSpec:
+    """The same spec with a local path made absolute (for workers that run in another directory)."""
+    if ":" in spec.reference.split("/")[0] or not Path(spec.reference).exists():
+        return spec
+    return InputSpec(str(Path(spec.reference).resolve()), spec.args, spec.output, spec.origin, spec.options)
+
+
 def read_manifest(path: str) -> list[InputSpec]:
     """Read a manifest: one reference per line, or JSON objects `{"input", "args"|"options", "output"}`."""
     try:

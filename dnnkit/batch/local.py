@@ -57,7 +57,7 @@ class LocalExecutor:
         self._pool: ProcessPoolExecutor | None = None
 
     def describe(self) -> str:
-        return f"local pool, {self.jobs} jobs x {self.threads} threads"
+        return f"local pool of {self.jobs} workers, {self.threads} torch thread{'s' if self.threads > 1 else ''} each"
 
     def _new_pool(self, workers: int) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context(), initializer=init_worker,

@@ -100,8 +100,8 @@ class RayExecutor:
 
     def describe(self) -> str:
         gpus = f", {self.gpus_per_task:g} GPU" if self.gpus_per_task else ""
-        return (f"ray at {self.address}{self.cluster}, {self.cpus_per_task:g} CPU{gpus} per task x "
-                f"{self.threads} threads")
+        return (f"ray at {self.address}{self.cluster}, {self.cpus_per_task:g} CPU{gpus} per task, "
+                f"{self.threads} torch thread{'s' if self.threads > 1 else ''} each")
 
     def connect(self) -> None:
         """Check the address and connect (before any item runs); InputError (exit 2) when unreachable."""

@@ -21,6 +21,7 @@ from dnnkit.batch import clickcompat as click
 from dnnkit.cli.options import DryRunOpt, ForceOpt, QuietOpt, VerboseOpt
 
 TAIL_KEY = "dnnkit.batch.command"
+MAX_TABLE_ROWS = 50
 
 
 def split_at_double_dash(args: list[str]) -> tuple[list[str], list[str] | None]:
@@ -130,10 +131,15 @@ def batch_main(
                          hint="--resume keeps verified outputs; --force replaces every output")
     if resume and out_dir is None:
         raise InputError("--resume needs --out-dir (it resumes from the outputs found there)")
-    root_args = ("--config", root.params["config"]) if root.params.get("config") else ()
+    root_args = ("--config", str(Path(root.params["config"]).resolve())) if root.params.get("config") else ()
     command = resolve_command(root.command, tail, root_args)
     specs = expand_inputs(inputs or [], manifest or [], stdin=sys.stdin)
     out_path = Path(out_dir) if out_dir is not None else None
+    if executor == "ray":  # Ray workers do not share this working directory: hand them absolute paths
+        from dnnkit.batch.inputs import absolute
+
+        specs = [absolute(s) for s in specs]
+        out_path = out_path.resolve() if out_path is not None else None
     if out_path is not None and out_path.exists() and not out_path.is_dir():
         raise InputError(f"--out-dir {out_dir!r} is a file, not a folder")
     items = build_items(specs, command, root.command, out_path, template, force)
@@ -214,6 +220,11 @@ def _line_writer(out: Any, verbose: bool) -> Any:
             sys.stdout.flush()
         except BrokenPipeError:
             state["closed"] = True  # the reader left (e.g. `| head`); keep working, stop writing
+            import contextlib
+            import os
+
+            with contextlib.suppress(Exception):  # no second BrokenPipeError when Python exits
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
     return emit
 
@@ -228,7 +239,10 @@ def _summary_table(summary: Any, command: str) -> None:
     for col, justify in (("#", "right"), ("input", "left"), ("status", "left"), ("seconds", "right"),
                          ("output / error", "left")):
         table.add_column(col, justify=justify, overflow="fold")
-    for r in sorted(summary.results, key=lambda r: r["index"]):
+    rows = sorted(summary.results, key=lambda r: r["index"])
+    if len(rows) > MAX_TABLE_ROWS:  # a long batch: show what needs attention, the JSON Lines have the rest
+        rows = [r for r in rows if r["status"] not in ("ok", "skipped")][:MAX_TABLE_ROWS]
+    for r in rows:
         detail = r["error"] if r.get("error") else (r.get("output") or "-")
         table.add_row(str(r["index"]), r["input"], r["status"], f"{r['seconds'] or 0:.2f}", str(detail))
     console.print(table, markup=False, highlight=False)
