@@ -89,6 +89,8 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
+    load_start = os.getloadavg()[0]
+    bench_start = time.perf_counter()
     (work / "ckpts").mkdir()
     ckpts = make_checkpoints(work / "ckpts", args.n)
     files = " ".join(f"'{p}'" for p in ckpts)
@@ -150,6 +152,8 @@ def main() -> None:
         f"Date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC. Machine: {platform.machine()}, "
         f"{os.cpu_count()} shared cores (other engineers' jobs running: times are pessimistic and noisy), "
         f"Python {platform.python_version()}, torch {torch.__version__}, 1 torch thread per process.",
+        f"Load average (1 min) at start / end: {load_start:.1f} / {os.getloadavg()[0]:.1f}; the whole run took "
+        f"{(time.perf_counter() - bench_start) / 60:.0f} min.",
         f"Inputs: {len(ckpts)} checkpoints ({args.n // 2} digits-mlp + {args.n // 2} digits-cnn variants, "
         f"{sum(p.stat().st_size for p in ckpts) / 1e6:.1f} MB in all).",
         "",
