@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,8 @@ def batch_cli() -> BatchCli:
 @pytest.fixture
 def scale_cli():
     """The CLI with the test-only `scale` writer registered (workers are forked, so they see it too)."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the test-only command reaches workers through fork, which batch uses on Linux only")
     from dnnkit.cli.app import app
     from tests.batch.helpers import register
 
