@@ -28,6 +28,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("inspect", "inspect", "inspect_command"),
     ("eval", "evaluate", "eval_command"),
     ("zoo", "zoo", "app"),
+    ("batch", "batch", "batch_command"),
 ]
 
 
