@@ -170,7 +170,6 @@ def train_command(
         check_options(opts, records, int(facts["n_blocks"]))
     loaded, (net, tokenizer), load_s = _load_causal_lm(model, out, facts)
     from dnnkit.probes.hallucination.answers import answer_and_extract
-    from dnnkit.probes.hallucination.generate import template_sha256
     from dnnkit.probes.hallucination.pipeline import run_train
 
     n_blocks = int(net.config.num_hidden_layers)
@@ -188,26 +187,11 @@ def train_command(
     }
     if dest is not None and report is not None:
         from dnnkit.models.save import write_checkpoint
+        from dnnkit.probes.hallucination.pipeline import probe_record
         from dnnkit.probes.hallucination.plots import write_plots
-        from dnnkit.probes.hallucination.probes import MLP_WIDTHS
 
-        record = {
-            "arch": {"family": "hallucination-probe", "type": probe, "input_dim": width,
-                     "widths": list(MLP_WIDTHS) if probe == "mlp" else []},
-            "source": {"reference": model, "sha256": loaded.sha256(), "n_layers": n_blocks, "width": width},
-            "layer": fitted.info["layer"],
-            "hidden_states": "index 0 = embeddings, index i = output of block i (index L after the final norm)",
-            "position": position,
-            "prompt": {"chat_template_sha256": template_sha256(tokenizer), "answer_stems": any(
-                "answer_stem" in r for r in records), "chat_template": bool(getattr(tokenizer, "chat_template",
-                                                                                    None))},
-            "decoding": {"greedy": True, "max_new_tokens": max_new_tokens},
-            "label": "1 = wrong", "no_answer": no_answer,
-            "tasks": sorted({str(r.get("task")) for r in records}), "data": data_name,
-            "threshold": rep["threshold"],
-            "metrics": {k: {"auroc": v.get("auroc"), "within_strata_mean": v.get("within_strata_mean")}
-                        for k, v in rep["scorers"].items()} | {"verdict": rep["verdict"]},
-        }
+        record = probe_record(model, loaded.sha256(), n_blocks, width, opts, tokenizer, records, data_name, rep,
+                              fitted.info["layer"])
         write_checkpoint(dest, fitted.tensors(), record, force=force)
         with atomic_dir(report) as tmp:
             from dnnkit.cli.output import to_json

@@ -50,6 +50,7 @@ class TrainOptions:
     grid: bool = True
     n_boot: int = 1000
     inner_folds: int = 3
+    grid_stride: int = 1
 
 
 def check_options(opts: TrainOptions, records: list[dict[str, Any]] | None = None,
@@ -270,7 +271,8 @@ def _grid(opts: TrainOptions, x: np.ndarray, y: np.ndarray, groups: np.ndarray,
 
     kinds = ["linear"] if opts.probe == "linear" else ["linear", opts.probe]
     rows = []
-    for layer in range(n_blocks + 1):
+    layers = sorted(set(range(0, n_blocks + 1, max(1, opts.grid_stride))) | {n_blocks})
+    for layer in layers:
         row: dict[str, Any] = {"layer": layer}
         for kind in kinds:
             s = np.full(len(y), np.nan)
@@ -370,6 +372,32 @@ def score_records(answers: AnswerSet, probe: Probe, layer: int, position: str, t
 
 __all__ = ["PROBE_KINDS", "UNCERTAINTY", "TrainOptions", "check_options", "resolve_layer", "run_train",
            "score_records"]
+
+
+def probe_record(model_ref: str, model_sha: str | None, n_blocks: int, width: int, opts: TrainOptions,
+                 tokenizer: Any, records: list[dict[str, Any]], data_name: str, report: dict[str, Any],
+                 layer: int) -> dict[str, Any]:
+    """The dnnkit record stored in the probe file (DESIGN section 3 fields plus what `score` needs)."""
+    from dnnkit.probes.hallucination.generate import template_sha256
+    from dnnkit.probes.hallucination.probes import MLP_WIDTHS
+
+    return {
+        "arch": {"family": "hallucination-probe", "type": opts.probe, "input_dim": width,
+                 "widths": list(MLP_WIDTHS) if opts.probe == "mlp" else []},
+        "source": {"reference": model_ref, "sha256": model_sha, "n_layers": n_blocks, "width": width},
+        "layer": layer,
+        "hidden_states": "index 0 = embeddings, index i = output of block i (index L after the final norm)",
+        "position": opts.position,
+        "prompt": {"chat_template_sha256": template_sha256(tokenizer),
+                   "chat_template": bool(getattr(tokenizer, "chat_template", None)),
+                   "answer_stems": any("answer_stem" in r for r in records)},
+        "decoding": {"greedy": True, "max_new_tokens": opts.max_new_tokens},
+        "label": "1 = wrong", "no_answer": opts.no_answer,
+        "tasks": sorted({str(r.get("task")) for r in records}), "data": data_name,
+        "threshold": report["threshold"],
+        "metrics": {k: {"auroc": v.get("auroc"), "within_strata_mean": v.get("within_strata_mean")}
+                    for k, v in report["scorers"].items()} | {"verdict": report["verdict"]},
+    }
 
 
 def model_facts(ref: str) -> dict[str, Any]:

@@ -12,10 +12,13 @@ SHOWN = ("probe", "linear", "saplma", "layer0_control", "metadata", "neg_mean_lo
 
 
 def _roc(y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """ROC points at each distinct score (tied scores move both rates at once, as AUROC counts them)."""
     order = np.argsort(-s, kind="stable")
-    ys = y[order]
-    tpr = np.concatenate([[0.0], np.cumsum(ys) / max(ys.sum(), 1)])
-    fpr = np.concatenate([[0.0], np.cumsum(1 - ys) / max((1 - ys).sum(), 1)])
+    ys, ss = y[order], s[order]
+    last = np.r_[np.flatnonzero(np.diff(ss) != 0), len(ss) - 1]  # last index of each run of equal scores
+    tp, fp = np.cumsum(ys)[last], np.cumsum(1 - ys)[last]
+    tpr = np.concatenate([[0.0], tp / max(ys.sum(), 1)])
+    fpr = np.concatenate([[0.0], fp / max((1 - ys).sum(), 1)])
     return fpr, tpr
 
 
