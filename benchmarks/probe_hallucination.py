@@ -115,6 +115,7 @@ def main() -> None:
     total_s = time.perf_counter() - t_start
     rep["timings"] = {"load_s": load_s, "answer_s": answer_s_of(answers), "train_s": train_s, "total_s": total_s}
     (Path(args.probe_out).parent / "report.json").write_text(json.dumps(rep, indent=1, default=float))
+    rep["timings"]["answers_cached"] = answers.cached
     write_markdown(args, rep, records, load_s, answers.seconds, train_s, total_s, figures, report_dir)
     progress.log(f"done in {total_s / 60:.1f} min -> {args.out}")
 
@@ -142,8 +143,11 @@ def write_markdown(args: argparse.Namespace, rep: dict, records: list[dict], loa
         f"Date: {dt.date.today().isoformat()}; torch threads: {args.threads}; machine: {platform.machine()} "
         f"shared 2-core CPU with other jobs running (load average often > 10), no GPU.  ",
         f"Cost: model load {load_s:.0f} s; answering + hidden states {answer_s:.0f} s "
-        f"({answer_s / len(records):.2f} s/item, batch {args.batch_size}, shared system-prompt KV cache); "
-        f"cross-validation, layer search, grid and final fit {train_s:.0f} s; total {total_s / 60:.1f} min.",
+        f"({answer_s / len(records):.2f} s/item, batch {args.batch_size}, shared system-prompt KV cache"
+        + ("; read from the cache filled by an identical earlier run, whose cost this is" if
+           rep["timings"].get("answers_cached") else "") + "); "
+        f"cross-validation, layer search, grid and final fit {train_s:.0f} s; "
+        f"total of this run {total_s / 60:.1f} min.",
         "",
         f"**Scaled down** (`--items {args.items}`): {len(records)} items instead of the spec's ~860 so the run fits "
         "the ~30 min budget on this loaded machine: " + ", ".join(

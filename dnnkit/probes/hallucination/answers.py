@@ -43,7 +43,7 @@ class AnswerSet:
     hidden: dict[str, np.ndarray]  # position -> float16 [n, L + 1, width]
     uncertainty: dict[str, np.ndarray]
     mean_logprob: np.ndarray
-    seconds: float
+    seconds: float  # answering + hidden states (on a cache hit: the cost of the run that filled the cache)
     cached: bool = False
 
 
@@ -96,11 +96,12 @@ def answer_and_extract(model: Any, tokenizer: Any, records: list[dict[str, Any]]
         prompts = [build_prompt(tokenizer, r["question"], r.get("answer_stem")) for r in records]
         ex = _extract(model, tokenizer, records, prompts, max_new_tokens, batch_size, progress)
         info = {"answers": ex.answer_text, "clauses": ex.clause, "token_logprobs": ex.token_logprobs,
-                "clause_tokens": ex.clause_tokens, "first_entropy": ex.first_entropy}
+                "clause_tokens": ex.clause_tokens, "first_entropy": ex.first_entropy,
+                "seconds": time.perf_counter() - t0}
         if cache:
             _save_cache(Path(cache), key, info, ex.hidden)
         info["hidden"] = ex.hidden
-    seconds = time.perf_counter() - t0
+    seconds = float(info.get("seconds", time.perf_counter() - t0))  # a cache hit reports the original cost
     unc = uncertainty_scores(info["token_logprobs"], info["clause_tokens"], info["first_entropy"])
     grades: list[str | None] = []
     for r, clause in zip(records, info["clauses"], strict=True):
