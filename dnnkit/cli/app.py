@@ -29,6 +29,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("eval", "evaluate", "eval_command"),
     ("zoo", "zoo", "app"),
     ("batch", "batch", "batch_command"),
+    ("probe-hallucination", "probe_hallucination", "app"),
 ]
 
 

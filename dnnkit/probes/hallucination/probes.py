@@ -1,0 +1,200 @@
+"""Probes on one layer's hidden state: linear, the neural (MLP) probe, and SAPLMA.
+
+Every probe standardises with the training data's mean and std (stored with it) and scores
+P(wrong). Linear: L2 logistic regression, C = 0.05 (Obeso et al.'s single linear head).
+MLP: the neural probe of Liang & Wang (Dec 2025) as dnnkit reads it: LayerNorm -> 256 -> GELU ->
+dropout 0.1 -> 128 -> GELU -> 1, class-balanced BCE, AdamW lr 1e-3 wd 1e-2, batch 32, <= 100 epochs,
+early stop on an inner validation AUROC (patience 10). SAPLMA (Azaria & Mitchell 2023): 256-128-64
+ReLU, Adam, BCE, 5 epochs, batch 32.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+PROBE_KINDS = ("mlp", "linear", "saplma")
+MLP_WIDTHS = (256, 128)
+SAPLMA_WIDTHS = (256, 128, 64)
+
+
+def auroc_or_nan(y: np.ndarray, s: np.ndarray) -> float:
+    """AUROC by ranks (ties averaged); NaN when a class is missing."""
+    from scipy.stats import rankdata
+
+    y = np.asarray(y).astype(bool)
+    n1, n0 = int(y.sum()), int((~y).sum())
+    if n1 == 0 or n0 == 0:
+        return float("nan")
+    r = rankdata(s)
+    return float((r[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+@dataclass
+class Standardiser:
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def fit(cls, x: np.ndarray) -> Standardiser:
+        x = x.astype(np.float64)
+        return cls(x.mean(0).astype(np.float32), np.maximum(x.std(0), 1e-6).astype(np.float32))
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return ((x.astype(np.float32) - self.mean) / self.std).astype(np.float32)
+
+
+def _torch_net(kind: str, dim: int) -> Any:
+    from torch import nn
+
+    if kind == "mlp":
+        return nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, MLP_WIDTHS[0]), nn.GELU(), nn.Dropout(0.1),
+                             nn.Linear(MLP_WIDTHS[0], MLP_WIDTHS[1]), nn.GELU(), nn.Linear(MLP_WIDTHS[1], 1))
+    layers: list[Any] = []
+    prev = dim
+    for w in SAPLMA_WIDTHS:
+        layers += [nn.Linear(prev, w), nn.ReLU()]
+        prev = w
+    return nn.Sequential(*layers, nn.Linear(prev, 1))
+
+
+def _inner_split(y: np.ndarray, groups: np.ndarray | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A grouped, stratified 80/20 split for early stopping."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    g = groups if groups is not None else np.arange(len(y))
+    splitter = StratifiedGroupKFold(n_splits=5, shuffle=True, random_state=seed)
+    tr, va = next(splitter.split(np.zeros(len(y)), y, g))
+    return tr, va
+
+
+@dataclass
+class Probe:
+    """A fitted probe: kind, standardiser and weights (numpy for linear, a torch module otherwise)."""
+
+    kind: str
+    norm: Standardiser
+    linear: tuple[np.ndarray, float] | None = None
+    net: Any = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        z = self.norm(x)
+        if self.kind == "linear":
+            assert self.linear is not None
+            w, b = self.linear
+            return 1.0 / (1.0 + np.exp(-(z @ w + b)))
+        import torch
+
+        self.net.eval()
+        with torch.inference_mode():
+            return torch.sigmoid(self.net(torch.from_numpy(z))[:, 0]).numpy().astype(np.float64)
+
+    def tensors(self) -> dict[str, Any]:
+        """The probe's weights as named tensors (plus norm.mean / norm.std) for a safetensors file."""
+        import torch
+
+        out = {"norm.mean": torch.from_numpy(self.norm.mean.copy()), "norm.std": torch.from_numpy(self.norm.std.copy())}
+        if self.kind == "linear":
+            assert self.linear is not None
+            out["probe.weight"] = torch.from_numpy(self.linear[0].astype(np.float32)[None, :].copy())
+            out["probe.bias"] = torch.tensor([float(self.linear[1])], dtype=torch.float32)
+        else:
+            out.update({f"probe.{k}": v.detach().clone() for k, v in self.net.state_dict().items()})
+        return out
+
+    @classmethod
+    def from_tensors(cls, kind: str, tensors: dict[str, Any]) -> Probe:
+        norm = Standardiser(tensors["norm.mean"].numpy(), tensors["norm.std"].numpy())
+        if kind == "linear":
+            return cls(kind, norm, (tensors["probe.weight"][0].numpy().astype(np.float64),
+                                    float(tensors["probe.bias"][0])))
+        net = _torch_net(kind, int(norm.mean.shape[0]))
+        net.load_state_dict({k[len("probe."):]: v for k, v in tensors.items() if k.startswith("probe.")}, strict=True)
+        return cls(kind, norm, net=net)
+
+
+def fit_probe(kind: str, x: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None, seed: int = 0,
+              max_epochs: int = 100, patience: int = 10) -> Probe:
+    """Fit a probe of `kind` on features x [n, d] and labels y (1 = wrong)."""
+    norm = Standardiser.fit(x)
+    z = norm(x)
+    y = np.asarray(y).astype(np.int64)
+    if kind == "linear":
+        from sklearn.linear_model import LogisticRegression
+
+        clf = LogisticRegression(C=0.05, max_iter=2000)
+        clf.fit(z, y)
+        return Probe(kind, norm, (clf.coef_[0].astype(np.float64), float(clf.intercept_[0])))
+    if kind == "mlp":
+        return _fit_mlp(z, y, norm, groups, seed, max_epochs, patience)
+    if kind == "saplma":
+        return _fit_saplma(z, y, norm, seed)
+    raise ValueError(f"unknown probe kind {kind!r}")
+
+
+def _fit_mlp(z: np.ndarray, y: np.ndarray, norm: Standardiser, groups: np.ndarray | None, seed: int,
+             max_epochs: int, patience: int) -> Probe:
+    import torch
+
+    torch.manual_seed(seed)
+    tr, va = _inner_split(y, groups, seed)
+    if len(set(y[va].tolist())) < 2:  # too few items for a validation split: train on all, fixed epochs
+        tr, va = np.arange(len(y)), np.array([], dtype=np.int64)
+    net = _torch_net("mlp", z.shape[1])
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=1e-2)
+    xt, yt = torch.from_numpy(z[tr]), torch.from_numpy(y[tr]).float()
+    pos = float(yt.sum())
+    pos_weight = torch.tensor((len(yt) - pos) / max(pos, 1.0))
+    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+    gen = torch.Generator().manual_seed(seed)
+    best, best_state, bad, epochs = -1.0, None, 0, 0
+    xv = torch.from_numpy(z[va]) if len(va) else None
+    for _ in range(max_epochs):
+        epochs += 1
+        net.train()
+        perm = torch.randperm(len(xt), generator=gen)
+        for i in range(0, len(perm), 32):
+            b = perm[i:i + 32]
+            opt.zero_grad()
+            loss_fn(net(xt[b])[:, 0], yt[b]).backward()
+            opt.step()
+        if xv is None:
+            continue
+        net.eval()
+        with torch.inference_mode():
+            score = auroc_or_nan(y[va], net(xv)[:, 0].numpy())
+        if score > best + 1e-6:
+            best, bad = score, 0
+            best_state = {k: v.clone() for k, v in net.state_dict().items()}
+        else:
+            bad += 1
+            if bad >= patience:
+                break
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    net.eval()
+    return Probe("mlp", norm, net=net, info={"epochs": epochs, "val_auroc": best if best >= 0 else None})
+
+
+def _fit_saplma(z: np.ndarray, y: np.ndarray, norm: Standardiser, seed: int) -> Probe:
+    import torch
+
+    torch.manual_seed(seed)
+    net = _torch_net("saplma", z.shape[1])
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    xt, yt = torch.from_numpy(z), torch.from_numpy(y).float()
+    gen = torch.Generator().manual_seed(seed)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    for _ in range(5):
+        net.train()
+        perm = torch.randperm(len(xt), generator=gen)
+        for i in range(0, len(perm), 32):
+            b = perm[i:i + 32]
+            opt.zero_grad()
+            loss_fn(net(xt[b])[:, 0], yt[b]).backward()
+            opt.step()
+    net.eval()
+    return Probe("saplma", norm, net=net)
