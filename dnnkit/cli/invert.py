@@ -73,8 +73,9 @@ def train_prior_command(
     seed: SeedOpt = 0,
     device: DeviceOpt = "cpu",
     threads: ThreadsOne = 1,
-    output: Annotated[str | None, typer.Option("--output", "-o", help="Prior file (.safetensors); a sample grid "
-                                                                       "PRIOR.samples.png is written beside it.")]
+    output: Annotated[str | None, typer.Option("--output", "-o", help="Prior file (.safetensors); PRIOR.samples.png "
+                                                                       "and PRIOR.progress.png are written beside "
+                                                                       "it.")]
     = None,
     force: ForceOpt = False,
     dry_run: DryRunOpt = False,
@@ -104,6 +105,7 @@ def train_prior_command(
     if output is not None and not dry_run:
         check_output_path(output, force)
         check_output_path(_samples_path(output), force=True)
+        check_output_path(_samples_path(output, "progress"), force=True)
     check_data_spec(data)
     _check_device(device)
     import torch
@@ -122,17 +124,22 @@ def train_prior_command(
     out.info(f"invert: training a {arch} prior (z {cfg.z_dim}) on {len(split_data.split.public)} public images of "
              f"{split_data.name} ({spec}), {steps} critic steps")
     prior, meta = train_prior_on(split_data, cfg, device=device, progress=out.progress())
-    samples_png = None
+    samples_png = progress_png = None
+    snapshots = meta.pop("snapshots")
     if output is not None and not dry_run:
         from dnnkit.models.atomic import atomic_file
-        from dnnkit.probes.inversion.grids import square_grid
+        from dnnkit.probes.inversion.grids import save_grid, square_grid
+        from dnnkit.probes.inversion.run import progress_rows
 
-        samples_png = _samples_path(output)
+        samples_png, progress_png = _samples_path(output), _samples_path(output, "progress")
         with atomic_file(samples_png) as tmp:
             square_grid(tmp, prior.sample(64, seed=seed), title=f"prior samples G(z), {arch}, {steps} critic steps")
+        with atomic_file(progress_png) as tmp:
+            save_grid(tmp, progress_rows(snapshots), title="the same 8 latents during training")
         save_prior(output, prior, {**meta, "command": command_line()}, force=force)
     result = {"dnnkit_version": _version(), "command": command_line(), "output": output,
-              "samples_png": str(samples_png) if samples_png else None, "dry_run": dry_run,
+              "samples_png": str(samples_png) if samples_png else None,
+              "progress_png": str(progress_png) if progress_png else None, "dry_run": dry_run,
               "data": split_data.summary(),
               "prior": {"arch": arch, "z_dim": cfg.z_dim, "image_shape": list(prior.image_shape), "steps": steps,
                         "n_critic": n_critic, "gp_weight": gp_weight, "lr": lr, "batch_size": batch_size,
@@ -144,11 +151,11 @@ def train_prior_command(
         + (f"written to {output} (samples: {samples_png})" if samples_png else "nothing written (dry run)")))
 
 
-def _samples_path(output: str) -> Any:
+def _samples_path(output: str, kind: str = "samples") -> Any:
     from pathlib import Path
 
     p = Path(output)
-    return p.with_name(p.name[: -len(".safetensors")] + ".samples.png")
+    return p.with_name(p.name[: -len(".safetensors")] + f".{kind}.png")
 
 
 def _version() -> str:

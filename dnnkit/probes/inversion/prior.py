@@ -84,8 +84,12 @@ def generator_loss(critic: nn.Module, fake: torch.Tensor) -> torch.Tensor:
 
 def train_prior(public_x: torch.Tensor, cfg: PriorConfig, *, device: str = "cpu",
                 progress: ProgressReporter | None = None, log_every: int | None = None,
-                on_log: Callable[[int, dict[str, float]], None] | None = None) -> tuple[Prior, dict[str, Any]]:
-    """Train G and D on `public_x` (N, C, H, W in [0, 1]); returns the prior and a history of losses."""
+                on_log: Callable[[int, dict[str, float], nn.Module], None] | None = None
+                ) -> tuple[Prior, dict[str, Any]]:
+    """Train G and D on `public_x` (N, C, H, W in [0, 1]); returns the prior and a history of losses.
+
+    `on_log(step, losses, G)` runs at every log point with G in eval mode (e.g. to snapshot samples).
+    """
     progress = or_null(progress)
     torch.manual_seed(cfg.seed)
     image_shape = tuple(int(s) for s in public_x.shape[1:])
@@ -141,7 +145,10 @@ def train_prior(public_x: torch.Tensor, cfg: PriorConfig, *, device: str = "cpu"
                          f"generator {last['generator_loss']:.4f} W-estimate {last['wasserstein']:.4f} "
                          f"penalty {last['penalty']:.4f}")
             if on_log is not None:
-                on_log(step, dict(last))
+                gen_net.eval()
+                with torch.no_grad():
+                    on_log(step, dict(last), gen_net)
+                gen_net.train()
     history["seconds"] = round(time.perf_counter() - start, 2)
     history["last"] = dict(last)
     gen_net.eval()
@@ -166,6 +173,7 @@ def save_prior(path: str | Path, prior: Prior, meta: dict[str, Any], *, force: b
     state.update({f"critic.{k}": v for k, v in prior.critic.state_dict().items()})
     if prior.public_hashes is not None:
         state["public_hashes"] = torch.from_numpy(np.asarray(prior.public_hashes, dtype=np.int64))
+    meta = {k: v for k, v in meta.items() if k != "snapshots"}
     info = {"format": PRIOR_FORMAT, "config": asdict(prior.config), "image_shape": list(prior.image_shape), **meta}
     record = {"arch": {"family": "inversion-prior", "prior_arch": prior.config.arch, "z_dim": prior.config.z_dim,
                        "image_shape": list(prior.image_shape), "width": prior.config.width},

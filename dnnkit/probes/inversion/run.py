@@ -81,13 +81,24 @@ def load_split_data(data_spec: str, split: SplitSpec | str, seed: int) -> SplitD
 
 def train_prior_on(data: SplitData, cfg: PriorConfig, *, device: str = "cpu",
                    progress: ProgressReporter | None = None) -> tuple[Prior, dict[str, Any]]:
-    """Stage 1 on the public images; returns the prior (with public hashes) and its metadata record."""
-    prior, history = train_prior(data.public_x, cfg, device=device, progress=progress)
+    """Stage 1 on the public images; returns the prior (with public hashes) and its metadata record.
+
+    `meta["snapshots"]` holds (step, G(z) for 8 fixed latents) at every log point: the progress grid.
+    """
+    fixed_z = torch.randn(8, cfg.z_dim, generator=torch.Generator().manual_seed(cfg.seed + 3)).to(device)
+    snapshots: list[tuple[int, torch.Tensor]] = []
+    prior, history = train_prior(data.public_x, cfg, device=device, progress=progress,
+                                 on_log=lambda step, _losses, gen: snapshots.append((step, gen(fixed_z).cpu())))
     prior.public_hashes = image_hashes(data.public_x)
     meta = {"data": data.summary(), "steps": cfg.steps, "history": history,
             "seconds": history["seconds"], "dnnkit_version": __version__}
     prior.meta = meta
-    return prior, meta
+    return prior, {**meta, "snapshots": snapshots}
+
+
+def progress_rows(snapshots: list[tuple[int, torch.Tensor]]) -> list[tuple[str, list[torch.Tensor | None]]]:
+    """Rows of the training-progress grid: one row per log point, the same 8 latents in every row."""
+    return [(f"step {step}", list(images)) for step, images in snapshots]
 
 
 # ---------------------------------------------------------------- attack planning (cheap checks)

@@ -48,9 +48,11 @@ def test_train_prior_writes_prior_and_sample_grid(prior_path: Path) -> None:
     from dnnkit.probes.inversion.prior import load_prior
 
     assert prior_path.with_name("prior.samples.png").read_bytes()[:4] == b"\x89PNG"
+    assert prior_path.with_name("prior.progress.png").read_bytes()[:4] == b"\x89PNG"
     prior = load_prior(prior_path)
     assert prior.image_shape == (1, 8, 8) and prior.config.z_dim == 20 and prior.config.arch == "mlp"
     assert prior.meta["data"]["split"] == "shared:5-9" and len(prior.public_hashes) == prior.meta["data"]["n_public"]
+    assert "snapshots" not in prior.meta and len(prior.meta["history"]["step"]) == 10
 
 
 def test_train_prior_dry_run_writes_nothing(tmp_path: Path) -> None:
