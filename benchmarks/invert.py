@@ -218,7 +218,20 @@ def write_markdown(reports: dict[str, dict[str, Any]], args: argparse.Namespace,
               "logit). KNN/feat dist use E's penultimate features (squared L2). Top-5 is omitted: with 10 classes it "
               "is 1.00 for nearly everything and uninformative. `ref:` rows are the floor: uniform noise, random "
               "public images, random prior samples, put through the same metrics.", "", *table(reports), "",
-              "## Targets", "", *targets(reports), ""]
+              "## Targets", "", *targets(reports), "", "## Image grids", "",
+              "Per case: `grid_compare` (columns = attacked classes; rows = two real private images, attempt 1 of GMI "
+              "and of pixel inversion, the private image nearest to the GMI result), `grid_gmi` / `grid_pixel` "
+              "(rows = classes, columns = attempts) and `prior_samples` (8×8 samples G(z)); grey-scale, range [0, 1].",
+              ""]
+    for key in reports:
+        name, protocol = key.split("/")
+        links = " · ".join(f"[{g}](invert_{name}_{protocol}_{g}.png)" for g in ("grid_gmi", "grid_pixel",
+                                                                                 "prior_samples"))
+        image = f"invert_{name}_{protocol}_grid_compare.png"
+        lines += [f"### {name} {protocol}", "", f"![{name} {protocol} compare]({image})", "", links, ""]
+    notes = path.with_name("invert_notes.md")
+    if notes.exists():
+        lines += [notes.read_text().rstrip(), ""]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -229,12 +242,15 @@ def main() -> None:
     parser.add_argument("--profile", default="default", choices=sorted(PROFILES))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(DOCS / "invert.md"))
+    parser.add_argument("--render-only", action="store_true", help="rewrite the page from the saved JSON results")
     parser.add_argument("--results", default=str(DOCS), help="folder of the per-case JSON results (invert_*.json); "
                                                               "the table is rendered from all of them")
     args = parser.parse_args()
     torch.set_num_threads(1)
     DOCS.mkdir(parents=True, exist_ok=True)
     results = Path(args.results)
+    if args.render_only:
+        args.datasets = []
     for name in args.datasets:
         for protocol in args.protocols:
             report = run_case(name, protocol, PROFILES[args.profile][name], args.seed, DOCS)
@@ -244,6 +260,10 @@ def main() -> None:
             write_markdown(reports, args, Path(args.out))
             for t in targets(reports):
                 log(t)
+    if args.render_only:
+        reports = {f"{n}/{p}": json.loads(f.read_text()) for f in sorted(results.glob("invert_*.json"))
+                   for n, p in [f.stem[len("invert_"):].rsplit("_", 1)]}
+        write_markdown(reports, args, Path(args.out))
 
 
 if __name__ == "__main__":
