@@ -189,11 +189,23 @@ def targets(reports: dict[str, dict[str, Any]]) -> list[str]:
     return out
 
 
+def case_order(key: str) -> tuple[int, int]:
+    name, protocol = key.split("/")
+    return (0 if name == "digits" else 1, 0 if protocol == "shared" else 1)
+
+
 def write_markdown(reports: dict[str, dict[str, Any]], args: argparse.Namespace, path: Path) -> None:
-    machine = f"{platform.machine()}, {torch.get_num_threads()} torch thread(s), CPU only, shared 2-core machine"
+    import os
+
+    reports = {k: reports[k] for k in sorted(reports, key=case_order)}
+    load = os.getloadavg()[1]
+    machine = (f"{platform.machine()}, {torch.get_num_threads()} torch thread per process, CPU only, a 2-core machine "
+               f"shared with other jobs (5-min load average {load:.0f} when this page was written: the wall times "
+               "below are several times those of an idle machine)")
     lines = ["# Benchmark: `dnnkit invert` (GMI vs pixel inversion)", "",
-             f"Command: `python benchmarks/invert.py --datasets DATA --profile {args.profile}` (one process per "
-             "dataset, run side by side; each case's JSON is kept next to this page)  ",
+             f"Commands: `python benchmarks/invert.py --datasets D --protocols P --profile {args.profile}` for each "
+             "dataset D and protocol P (one process per case, run side by side; each case's JSON is kept next to "
+             "this page as `invert_D_P.json`), then `python benchmarks/invert.py --render-only` for this page.  ",
              f"Date: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}; machine: {machine}; "
              f"torch {torch.__version__}; seed {args.seed}.", "",
              "## Set-up and budget", ""]
