@@ -32,13 +32,19 @@ ThreadsOne = Annotated[int, typer.Option("--threads", help="torch CPU threads (s
 class InvertGroup(TyperGroup):
     """A group whose default command is `attack`: `dnnkit invert MODEL ...` = `dnnkit invert attack MODEL ...`."""
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args:  # help on stderr, exit 2 (click's NoArgsIsHelpError escapes the root's handler here)
+            click.echo(ctx.get_help(), err=True)
+            ctx.exit(2)
+        return super().parse_args(ctx, args)
+
     def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
         if args and args[0] not in self.commands and not args[0].startswith("-"):
             args = ["attack", *args]
         return super().resolve_command(ctx, args)
 
 
-app = typer.Typer(cls=InvertGroup, no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+app = typer.Typer(cls=InvertGroup, no_args_is_help=False, add_completion=False, rich_markup_mode=None,
                   help="Model-inversion audit (GMI): train-prior, then attack MODEL (`dnnkit invert MODEL` works too).")
 
 

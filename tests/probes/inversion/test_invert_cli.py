@@ -44,6 +44,11 @@ def other_priors(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"disjoint": folder / "disjoint.safetensors", "small": folder / "small.safetensors"}
 
 
+def test_invert_without_arguments_shows_help_and_exits_2() -> None:
+    res = invoke("invert")
+    assert res.exit_code == 2 and "train-prior" in res.stderr and "Traceback" not in res.output
+
+
 def test_train_prior_writes_prior_and_sample_grid(prior_path: Path) -> None:
     from dnnkit.probes.inversion.prior import load_prior
 
