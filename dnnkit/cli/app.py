@@ -30,6 +30,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("zoo", "zoo", "app"),
     ("batch", "batch", "batch_command"),
     ("probe-hallucination", "probe_hallucination", "app"),
+    ("invert", "invert", "app"),
 ]
 
 
