@@ -24,6 +24,8 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("inspect", "inspect", "inspect_command"),
     ("eval", "evaluate", "eval_command"),
     ("zoo", "zoo", "app"),
+    ("bcosify", "bcosify", "bcosify_command"),
+    ("explain", "explain", "explain_command"),
 ]
 
 
