@@ -149,3 +149,13 @@ def test_explain_input_file(converted: tuple[Path, dict], tmp_path: Path) -> Non
     assert code == 0, err
     assert r["inputs"][0]["input"] == str(f) and r["inputs"][0]["label"] is None
     assert torch.isfinite(torch.tensor(r["inputs"][0]["completeness_error"]))
+
+
+def test_bcosify_timm_vit_dry_run() -> None:
+    pytest.importorskip("timm")
+    ref = "timm:vit_tiny_patch16_224?num_classes=10&in_chans=1&img_size=8&patch_size=4&depth=1&embed_dim=24&num_heads=2"
+    code, r, err = run(["bcosify", ref, "--data", "digits", "--dry-run", "--json"])
+    assert code == 0, err
+    assert r["gap_reorder"]["applied"] is False and "class-token" in r["gap_reorder"]["reason"]
+    assert {"BcosAttention", "BcosLinear", "BiasFreeLayerNorm", "GatedActivation"} <= {m["to"] for m in r["modules"]}
+    assert r["equivalence_max_abs"] < 1e-4
