@@ -189,7 +189,7 @@ def write_markdown(results: list[dict], struct: list[dict], args: argparse.Names
                   f"({'**met**' if ex['completeness'] <= 1e-5 else '**missed**'})",
                   f"- equivalence ≤ 1e-5 absolute: {ex['equivalence']:.2g} "
                   f"({'**met**' if ex['equivalence'] <= 1e-5 else '**missed**'}); logit scale {ex['logit_scale']:.4g}",
-                  f"- from scratch ≥ 0.5 points from the original ({100 * r['original']:.2f}%): "
+                  f"- from scratch within 0.5 points of the original ({100 * r['original']:.2f}%): "
                   f"{'reached at epoch ' + str(ep_s) if ep_s else 'not reached'} in {len(s['acc'])} epochs", ""]
     if struct:
         lines += ["## Structural check (timm, random init, two 224×224 inputs, float64)", "",
