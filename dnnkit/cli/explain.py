@@ -162,6 +162,9 @@ def explain_command(
     from dnnkit.surgery.bcos.layers import current_b
 
     report = _report(model, exp, labels, names, bcos)
+    for row, i in zip(report["inputs"], indices or [None] * len(names), strict=True):
+        row["index"] = i
+        row["file"] = None if i is not None else row["input"]
     report["b"] = current_b(net) if bcos else None
     report["png"] = None
     report["maps"] = None

@@ -73,6 +73,7 @@ def test_explain_bcos_and_ixg(converted: tuple[Path, dict], digits_cnn_ref: str,
                         "--save-maps", str(maps), "--dtype", "float64", "--json"])
     assert code == 0, err
     assert r["method"] == "dynamic" and r["b"] == 2.0 and len(r["inputs"]) == 3
+    assert [row["index"] for row in r["inputs"]] == [0, 3, 5]
     assert r["completeness_error"]["max"] < 1e-10
     row = r["inputs"][0]
     assert row["contribution_sum"] == pytest.approx(row["logit"] - row["logit_bias"], rel=1e-9)
@@ -148,6 +149,7 @@ def test_explain_input_file(converted: tuple[Path, dict], tmp_path: Path) -> Non
     code, r, err = run(["explain", str(out), "--input", str(f), "--json"])
     assert code == 0, err
     assert r["inputs"][0]["input"] == str(f) and r["inputs"][0]["label"] is None
+    assert r["inputs"][0]["file"] == str(f) and r["inputs"][0]["index"] is None
     assert torch.isfinite(torch.tensor(r["inputs"][0]["completeness_error"]))
 
 
