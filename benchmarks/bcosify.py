@@ -58,7 +58,7 @@ def pointing(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, grids: in
 
 
 def run_model(name: str, data: str, train_n: int | None, test_n: int | None, epochs: int, scratch_epochs: int,
-              grids: int, encodings: list[str], extra_lrs: tuple[float, ...] = ()) -> dict:
+              grids: int, encodings: list[str], extra: tuple[str, ...] = ()) -> dict:
     print(f"== {name}", flush=True)
     loaded = load_model(f"zoo:{name}")
     orig = loaded.model.eval()
@@ -76,9 +76,12 @@ def run_model(name: str, data: str, train_n: int | None, test_n: int | None, epo
     res["ixg_completeness"] = ixg_completeness(orig, check)
     print(f"original {res['original']:.4f} ixg pointing {res['ixg_pointing']:.3f} ({time.perf_counter() - t:.0f}s)",
           flush=True)
-    runs = [(enc, 1e-3, enc) for enc in encodings] + [("exact", lr, f"exact_lr{lr:g}") for lr in extra_lrs]
-    for enc, lr, key in runs:
-        model, plan, _changes, delta = convert(orig, shape, BcosOptions(encoding=enc), check)
+    runs = [(enc, 1e-3, "auto", enc) for enc in encodings]
+    for spec in extra:  # "LR" or "LR:LOGIT_SCALE"
+        lr, _, scale = spec.partition(":")
+        runs.append(("exact", float(lr), scale or "auto", f"exact_lr{float(lr):g}" + (f"_s{scale}" if scale else "")))
+    for enc, lr, scale, key in runs:
+        model, plan, _changes, delta = convert(orig, shape, BcosOptions(encoding=enc, logit_scale=scale), check)
         row = {"equivalence": delta, "epoch0": accuracy(model, xte, yte), "logit_scale": model.logit_scale, "lr": lr}
         ft = finetune(model, xtr, ytr, epochs=epochs, lr=lr, eval_fn=lambda m: accuracy(m, xte, yte))
         row.update(acc=ft.accuracy, seconds=ft.seconds, completeness=completeness(model, check))
@@ -158,7 +161,8 @@ def write_markdown(results: list[dict], struct: list[dict], args: argparse.Names
             row = r[f"bcosified_{key}"]
             accs = [row["epoch0"], *row["acc"]]
             cells = [f"{100 * accs[e]:.2f}" for e in show]
-            label = key.replace("_lr", " encoding, lr ") if "_lr" in key else f"{key} encoding"
+            label = key.replace("_lr", " encoding, lr ").replace("_s", ", logit scale ") if "_lr" in key \
+                else f"{key} encoding"
             lines.append(f"| B-cosified, {label} | " + " | ".join(cells) +
                          f" | {row['seconds']:.0f} s | {row['completeness']:.2g} | {row['pointing']:.3f} |")
         s = r["scratch"]
@@ -216,8 +220,8 @@ def main() -> None:
     p.add_argument("--fashion-test", type=int, default=1000)
     p.add_argument("--skip-fashion", action="store_true")
     p.add_argument("--skip-structural", action="store_true")
-    p.add_argument("--extra-lr", type=float, action="append", default=[],
-                   help="also fine-tune the exact encoding with this learning rate (a row per value)")
+    p.add_argument("--extra", action="append", default=[], metavar="LR[:LOGIT_SCALE]",
+                   help="also fine-tune the exact encoding with this learning rate (and logit scale); a row each")
     args = p.parse_args()
     torch.set_num_threads(1)
     start = time.perf_counter()
@@ -226,7 +230,7 @@ def main() -> None:
         results.append(run_model("digits-cnn", "digits", 300, 200, 2, 3, 10, ["exact"]))
     else:
         results.append(run_model("digits-cnn", "digits", None, None, 10, 30, 250, ["exact", "paper"],
-                                 tuple(args.extra_lr)))
+                                 tuple(args.extra)))
         if not args.skip_fashion:
             results.append(run_model("fashion-cnn", "fashion-mnist", args.fashion_train, args.fashion_test, 5, 15,
                                      100, ["exact"]))
