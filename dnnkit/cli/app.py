@@ -31,6 +31,8 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("batch", "batch", "batch_command"),
     ("probe-hallucination", "probe_hallucination", "app"),
     ("invert", "invert", "app"),
+    ("bcosify", "bcosify", "bcosify_command"),
+    ("explain", "explain", "explain_command"),
 ]
 
 

@@ -1,0 +1,98 @@
+"""GPU timing of the fused `bcos_linear` Triton kernel against the PyTorch reference.
+
+On a CUDA machine: checks the kernel against the reference (forward and backward), then prints a
+Markdown table of forward and forward+backward times and peak memory for ViT-like shapes, B = 2.
+Without CUDA it prints a note and exits 0 (the lead runs all kernel benchmarks in one GPU session).
+
+    python benchmarks/kernels_bcos_linear.py
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SHAPES = [  # (tokens M, in K, out N): ViT-Ti/S/B MLP and projection layers at batch 64 x 197 tokens
+    (64 * 197, 192, 768),
+    (64 * 197, 384, 1536),
+    (64 * 197, 768, 3072),
+    (64 * 197, 3072, 768),
+    (4096, 4096, 4096),
+]
+
+
+def timed(fn, reps: int = 20) -> float:
+    import torch
+
+    for _ in range(3):
+        fn()
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(reps):
+        fn()
+    end.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(end) / reps
+
+
+def peak(fn) -> float:
+    import torch
+
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    fn()
+    torch.cuda.synchronize()
+    return (torch.cuda.max_memory_allocated() - base) / 2**20
+
+
+def main() -> int:
+    import torch
+
+    if not torch.cuda.is_available():
+        print("no CUDA device: bcos_linear kernel benchmark skipped (run on a GPU machine)")
+        return 0
+    from dnnkit.kernels.bcos_linear import bcos_linear_torch, bcos_linear_triton
+
+    dev = torch.device("cuda")
+    print(f"device: {torch.cuda.get_device_name(dev)}, torch {torch.__version__}\n")
+    print("| dtype | M x K -> N | fwd torch ms | fwd triton ms | speed-up | fwd+bwd torch ms | fwd+bwd triton ms | "
+          "speed-up | fwd peak MiB torch / triton | max rel err |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    ok = True
+    for dtype in (torch.float16, torch.float32):
+        for m, k, n in SHAPES:
+            torch.manual_seed(0)
+            x = torch.randn(m, k, device=dev, dtype=dtype, requires_grad=True)
+            w = (torch.randn(n, k, device=dev) / k ** 0.5).to(dtype).requires_grad_(True)
+            with torch.no_grad():
+                ref = bcos_linear_torch(x.float(), w.float(), 2.0)
+                got = bcos_linear_triton(x, w, 2.0).float()
+            err = float((got - ref).abs().max() / ref.abs().max())
+            g = torch.randn(m, n, device=dev, dtype=dtype)
+            gr = torch.autograd.grad(bcos_linear_torch(x, w, 2.0), (x, w), g)
+            gt = torch.autograd.grad(bcos_linear_triton(x, w, 2.0), (x, w), g)
+            gerr = max(float((a.float() - b.float()).abs().max() / b.float().abs().max())
+                       for a, b in zip(gt, gr, strict=True))
+            tol = 2e-2 if dtype == torch.float16 else 1e-3
+            ok &= err < tol and gerr < tol
+            with torch.no_grad():
+                f_t = timed(lambda x=x, w=w: bcos_linear_torch(x, w, 2.0))
+                f_k = timed(lambda x=x, w=w: bcos_linear_triton(x, w, 2.0))
+                p_t = peak(lambda x=x, w=w: bcos_linear_torch(x, w, 2.0))
+                p_k = peak(lambda x=x, w=w: bcos_linear_triton(x, w, 2.0))
+            b_t = timed(lambda x=x, w=w, g=g: torch.autograd.grad(bcos_linear_torch(x, w, 2.0), (x, w), g))
+            b_k = timed(lambda x=x, w=w, g=g: torch.autograd.grad(bcos_linear_triton(x, w, 2.0), (x, w), g))
+            name = str(dtype).replace("torch.", "")
+            print(f"| {name} | {m} x {k} -> {n} | {f_t:.3f} | {f_k:.3f} | {f_t / f_k:.2f}x | {b_t:.3f} | {b_k:.3f} | "
+                  f"{b_t / b_k:.2f}x | {p_t:.0f} / {p_k:.0f} | {max(err, gerr):.1e} |")
+    print("\nkernel matches the reference" if ok else "\nMISMATCH: kernel differs from the reference")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
