@@ -137,6 +137,9 @@ def plan(loaded: LoadedModel, cfg: LowRankConfig) -> Plan:
     if cfg.rule == "params":
         check_params_floor(candidates, cfg.value)
     data = cfg.data or loaded.info.default_data
+    if cfg.data is None and data is not None and loaded.info.task in ("causal-lm", "encoder") \
+            and loaded.tokenizer_dir is None:
+        data = None  # no tokenizer: the default text data cannot be read; fidelity is skipped
     if data is not None:
         if loaded.info.task not in ("classifier", "causal-lm", "encoder"):
             if cfg.method in NEEDS_DATA:

@@ -196,3 +196,27 @@ def test_no_factorable_layer_and_existing_output(tmp_path: Path, digits_mlp_ref:
     code, _, text = run("lowrank", digits_mlp_ref, "--svd", "--rank-ratio", "0.5", "-o", str(existing))
     assert code == 2 and "already exists" in text
     assert existing.read_bytes() == b"keep"
+
+
+def test_hugging_face_folder_reloads_exactly(tmp_path: Path) -> None:
+    import transformers
+
+    cfg = transformers.BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                                  intermediate_size=40, max_position_embeddings=32)
+    torch.manual_seed(0)
+    transformers.BertModel(cfg).save_pretrained(tmp_path / "tiny-bert")
+    out = tmp_path / "tiny.safetensors"
+    code, rep, text = run("lowrank", str(tmp_path / "tiny-bert"), "--svd", "--rank-ratio", "0.25",
+                          "--include", "encoder.layer.*.intermediate.dense", "-o", str(out), "--json", "--no-plots")
+    assert code == 0, text
+    assert [r["rank"] for r in rep["layers"]] == [4, 4] and all(r["factored"] for r in rep["layers"])
+    from dnnkit.models.registry import load_model
+    from dnnkit.surgery.lowrank.api import LowRankConfig, lowrank
+
+    loaded = load_model(str(tmp_path / "tiny-bert"))
+    res = lowrank(loaded, LowRankConfig(method="svd", rule="ratio", value=0.25,
+                                        include=["encoder.layer.*.intermediate.dense"]))
+    again = load_model(str(out)).model
+    ids = torch.randint(0, 50, (3, 7))
+    with torch.no_grad():
+        assert torch.equal(again(input_ids=ids).last_hidden_state, res.model(input_ids=ids).last_hidden_state)
