@@ -38,6 +38,8 @@ def lowrank_command(
     maestro: Annotated[bool, typer.Option("--maestro", help="Trainable decomposition with ordered dropout, "
                                                             "group lasso and progressive shrinking (needs "
                                                             "--data).")] = False,
+    truncate: Annotated[bool, typer.Option("--truncate", help="Re-cut the factored layers of a dnnkit lowrank "
+                                                              "checkpoint to smaller ranks.")] = False,
     rank_ratio: Annotated[_FloatOpt, typer.Option("--rank-ratio", help="r = max(1, floor(R min(m, n))), "
                                                                         "0 < R <= 1.")] = None,
     energy: Annotated[_FloatOpt, typer.Option("--energy", help="Smallest r keeping this share of the squared "
@@ -90,9 +92,10 @@ def lowrank_command(
     from dnnkit.errors import InputError
 
     out = start(json_mode, quiet, verbose, threads)
-    methods = [name for name, on in (("svd", svd), ("asvd", asvd), ("whiten", whiten), ("maestro", maestro)) if on]
+    methods = [name for name, on in (("svd", svd), ("asvd", asvd), ("whiten", whiten), ("maestro", maestro),
+                                     ("truncate", truncate)) if on]
     if len(methods) != 1:
-        raise InputError("pass exactly one method: --svd, --asvd, --whiten or --maestro"
+        raise InputError("pass exactly one method: --svd, --asvd, --whiten, --maestro or --truncate"
                          + (f" (got {', '.join('--' + m for m in methods)})" if methods else ""))
     method = methods[0]
     rules = [(r, v) for r, v in (("ratio", rank_ratio), ("energy", energy), ("params", params)) if v is not None]
@@ -129,6 +132,8 @@ def lowrank_command(
 
     progress = out.progress()
     if is_bare(ref, arch):
+        if method == "truncate":
+            raise InputError("--truncate needs a checkpoint with factored layers (written by dnnkit lowrank)")
         if method != "svd":
             raise InputError(f"--{method} needs the network (calibration data flows through it): "
                              f"{model} has no architecture", hint="pass --arch, or use --svd")

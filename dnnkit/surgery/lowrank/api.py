@@ -35,7 +35,7 @@ from dnnkit.surgery.lowrank.fidelity import Reference, fidelity, make_reference,
 from dnnkit.surgery.lowrank.modules import make_lowrank, set_factors, set_module
 from dnnkit.surgery.lowrank.select import Candidate, select_layers
 
-METHODS = ("svd", "asvd", "whiten", "maestro")
+METHODS = ("svd", "asvd", "whiten", "maestro", "truncate")
 RULES = ("ratio", "energy", "params")
 NEEDS_DATA = ("asvd", "whiten", "maestro")
 
@@ -85,7 +85,7 @@ class LowRankResult:
 def validate_config(cfg: LowRankConfig) -> None:
     """Range and combination checks of the options (exit 2)."""
     if cfg.method not in METHODS:
-        raise InputError(f"unknown method {cfg.method!r}", hint="use --svd, --asvd, --whiten or --maestro")
+        raise InputError(f"unknown method {cfg.method!r}", hint="use --svd, --asvd, --whiten, --maestro or --truncate")
     if cfg.method != "maestro" and cfg.rule is None:
         raise InputError(f"--{cfg.method} needs a rank rule", hint="pass one of --rank-ratio, --energy, --params")
     if cfg.method == "maestro" and cfg.rule not in (None, "params"):
@@ -98,6 +98,8 @@ def validate_config(cfg: LowRankConfig) -> None:
             raise InputError(f"{flag} must be in (0, 1], got {cfg.value}")
     if cfg.allocate not in ("uniform", "global"):
         raise InputError(f"--allocate must be uniform or global, got {cfg.allocate!r}")
+    if cfg.allocate == "global" and cfg.method == "truncate":
+        raise InputError("--truncate re-cuts each layer on its own; --allocate global is not supported")
     if cfg.allocate == "global" and cfg.rule != "params":
         raise InputError("--allocate global needs --params (a global parameter budget)")
     if cfg.method in NEEDS_DATA and not cfg.data:
@@ -129,8 +131,14 @@ def plan(loaded: LoadedModel, cfg: LowRankConfig) -> Plan:
     """Check the configuration against the model (cheap): selection, data, parameter floor."""
     validate_config(cfg)
     model = loaded.require_network(f"--{cfg.method}" if cfg.method in NEEDS_DATA else "lowrank")
-    candidates, skipped = select_layers(model, cfg.include, cfg.exclude, cfg.factor_head)
-    if not candidates:
+    if cfg.method == "truncate":
+        from dnnkit.surgery.lowrank.truncate import factored_layers
+
+        factored_layers(model, cfg.include, cfg.exclude)
+        candidates, skipped = [], []
+    else:
+        candidates, skipped = select_layers(model, cfg.include, cfg.exclude, cfg.factor_head)
+    if not candidates and cfg.method != "truncate":
         why = "; ".join(f"{s['name']}: {s['reason']}" for s in skipped[:3])
         raise InputError(f"{loaded.ref.raw} has no factorable layer" + (f" ({why})" if why else ""),
                          hint="Linear and Conv2d (groups = 1) layers are factored; check --include/--exclude")
@@ -333,6 +341,8 @@ def lowrank(loaded: LoadedModel, cfg: LowRankConfig, progress: ProgressReporter 
     names = [c.name for c in the_plan.candidates]
     maestro_report = None
     decs: dict[str, Decomposition] = {}
+    if cfg.method == "truncate":
+        return _truncate(loaded, cfg, ref, positions, all_macs, warnings, timings, started)
     if cfg.method == "maestro":
         from dnnkit.surgery.lowrank.maestro import run_maestro
 
@@ -445,3 +455,45 @@ def truncation_sweep(model: nn.Module, factored: dict[str, int], ref: Reference,
     for mod in mods.values():
         mod.active_rank = None
     return points
+
+
+def _truncate(loaded: LoadedModel, cfg: LowRankConfig, ref: Reference | None, positions: dict[str, float],
+              all_macs: int, warnings: list[str], timings: dict[str, float], started: float) -> LowRankResult:
+    """`--truncate`: re-cut the factored layers of a lowrank checkpoint (see truncate.py)."""
+    from dnnkit.surgery.lowrank.truncate import truncate_model
+
+    dense = loaded.require_network()
+    model, info = truncate_model(dense, cfg, warnings)
+    rows = []
+    for name, i in info.items():
+        m, n = i["shape"][0], int(torch.Size(i["shape"][1:]).numel())
+        pos = positions.get(f"{name}.up", 1.0)
+        before, after = i["rank_before"] * (m + n), i["rank"] * (m + n)
+        rows.append({"name": name, "kind": i["kind"], "shape": i["shape"], "full_rank": min(m, n), "rank": i["rank"],
+                     "rule_rank": i["rank"], "rank_before": i["rank_before"], "energy_kept": i["energy_kept"],
+                     "out_of_order": i["out_of_order"], "params_before": before, "params_after": after,
+                     "macs_before": int(round(before * pos)), "macs_after": int(round(after * pos)),
+                     "factored": True, "reason": None})
+    tot = totals(dense, rows, all_macs)
+    fid: dict[str, Any] = {}
+    if ref is not None:
+        fid = {"data": ref_data(loaded, cfg), "samples": len(ref.inputs), "dense": ref.metrics,
+               "factored": fidelity(model, ref), "reference": "the input checkpoint"}
+    step = {"op": "lowrank",
+            "params": {"method": "truncate", "rule": cfg.rule, "value": cfg.value, "allocate": "uniform",
+                       "alpha": None, "lambda_gl": None, "eps": None, "sampler": None, "epochs": 0,
+                       "seed": cfg.seed, "calib": None},
+            "layers": {n: {"kind": i["kind"], "shape": i["shape"], "rank": i["rank"]} for n, i in info.items()}}
+    timings["total_s"] = time.perf_counter() - started
+    sweep = truncation_sweep(model, {n: i["rank"] for n, i in info.items()}, ref) if cfg.sweep and ref else []
+    report = {"method": "truncate", "rule": cfg.rule, "value": cfg.value, "allocate": "uniform",
+              "task": loaded.info.task, "layers": rows, "totals": tot, "fidelity": fid, "kept_dense": [],
+              "skipped": [], "warnings": warnings, "sweep": sweep,
+              "macs_unit": "per token" if ref is not None and ref.inputs.kind == "tokens" else "per sample",
+              "timings": {k: round(v, 3) for k, v in timings.items()}}
+    return LowRankResult(model, step, report)
+
+
+def ref_data(loaded: LoadedModel, cfg: LowRankConfig) -> str | None:
+    """The data spec the fidelity ran on."""
+    return cfg.data or loaded.info.default_data

@@ -81,8 +81,26 @@ class LowRankConv2d(nn.Module):
 LOWRANK_TYPES = (LowRankLinear, LowRankConv2d)
 
 
+def dense_shape(module: nn.Module) -> list[int]:
+    """The weight shape of the dense layer a factored module stands for."""
+    if isinstance(module, LowRankLinear):
+        return [module.out_features, module.in_features]
+    return [module.out_channels, *module.down.weight.shape[1:]]
+
+
 def make_lowrank(layer: nn.Module, rank: int) -> nn.Module:
-    """An uninitialised factored module of `rank` with the same shape, dtype and device as `layer`."""
+    """An uninitialised factored module of `rank` with the same shape, dtype and device as `layer`
+    (a dense Linear/Conv2d, or a factored module to re-cut at another rank)."""
+    if isinstance(layer, LowRankLinear):
+        w = layer.down.weight
+        return LowRankLinear(layer.in_features, layer.out_features, rank, bias=layer.up.bias is not None,
+                             device=w.device, dtype=w.dtype)
+    if isinstance(layer, LowRankConv2d):
+        d, w = layer.down, layer.down.weight
+        template = nn.Conv2d(layer.in_channels, layer.out_channels, d.kernel_size, stride=d.stride, padding=d.padding,
+                             dilation=d.dilation, bias=layer.up.bias is not None, padding_mode=d.padding_mode,
+                             device="meta")
+        return LowRankConv2d(template, rank, device=w.device, dtype=w.dtype)
     w = layer.weight
     if isinstance(layer, nn.Linear):
         return LowRankLinear(layer.in_features, layer.out_features, rank, bias=layer.bias is not None,

@@ -20,7 +20,7 @@ def replay_lowrank(model: nn.Module, step: dict[str, Any]) -> nn.Module:
     """Replace every layer in `step["layers"]` by a LowRankLinear/LowRankConv2d of its rank."""
     from torch import nn
 
-    from dnnkit.surgery.lowrank.modules import make_lowrank, set_module
+    from dnnkit.surgery.lowrank.modules import LOWRANK_TYPES, dense_shape, make_lowrank, set_module
 
     layers = step.get("layers") or {}
     if not isinstance(layers, dict):
@@ -31,11 +31,12 @@ def replay_lowrank(model: nn.Module, step: dict[str, Any]) -> nn.Module:
             module = model.get_submodule(name)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InputError(f"checkpoint recipe step 'lowrank': layer {name!r} cannot be rebuilt ({exc})") from exc
-        if not isinstance(module, (nn.Linear, nn.Conv2d)) or rank < 1:
+        factored = isinstance(module, LOWRANK_TYPES)  # a --truncate step re-cuts a factored layer
+        if not (factored or isinstance(module, (nn.Linear, nn.Conv2d))) or rank < 1:
             raise InputError(f"checkpoint recipe step 'lowrank': {name!r} is not a Linear/Conv2d or has rank < 1")
         shape = spec.get("shape")
-        if shape is not None and list(module.weight.shape) != list(shape):
-            raise InputError(f"checkpoint recipe step 'lowrank': {name!r} has shape {list(module.weight.shape)}, "
-                             f"the recipe says {shape}")
+        have = dense_shape(module) if factored else list(module.weight.shape)
+        if shape is not None and have != list(shape):
+            raise InputError(f"checkpoint recipe step 'lowrank': {name!r} has shape {have}, the recipe says {shape}")
         set_module(model, name, make_lowrank(module, rank))
     return model

@@ -220,3 +220,25 @@ def test_hugging_face_folder_reloads_exactly(tmp_path: Path) -> None:
     ids = torch.randint(0, 50, (3, 7))
     with torch.no_grad():
         assert torch.equal(again(input_ids=ids).last_hidden_state, res.model(input_ids=ids).last_hidden_state)
+
+
+def test_truncate_recuts_an_svd_checkpoint(digits_mlp_ref: str, tmp_path: Path) -> None:
+    half, quarter, cut = (tmp_path / f"{n}.safetensors" for n in ("half", "quarter", "cut"))
+    for out, ratio in ((half, "0.4"), (quarter, "0.25")):
+        code, _, text = run("lowrank", digits_mlp_ref, "--svd", "--rank-ratio", ratio, "-o", str(out), "--no-plots",
+                            "--eval-limit", "50")
+        assert code == 0, text
+    code, rep, text = run("lowrank", str(half), "--truncate", "--rank-ratio", "0.25", "-o", str(cut), "--json",
+                          "--no-plots", "--eval-limit", "50")
+    assert code == 0, text
+    assert [r["rank"] for r in rep["layers"]] == [16, 64, 64, 64, 32]
+    assert all(r["out_of_order"] == 0 for r in rep["layers"])  # a balanced SVD split is ordered
+    from dnnkit.models.registry import load_model
+
+    a, b = load_model(str(cut)), load_model(str(quarter)).model
+    assert [s["params"]["method"] for s in a.recipe] == ["svd", "truncate"]
+    x = digits_test_x()
+    with torch.no_grad():
+        assert torch.allclose(a.model(x), b(x), atol=1e-5)
+    code, _, text = run("lowrank", digits_mlp_ref, "--truncate", "--rank-ratio", "0.5", "--dry-run")
+    assert code == 2 and "factored layers" in text
