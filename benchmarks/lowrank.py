@@ -341,8 +341,7 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
                       "applied for reference. Training budget here: "
                       f"{d['maestro'][0]['steps'] if d['maestro'] else 0} Maestro steps on {d['train_limit']} images, "
                       "far below the spec's 10 epochs = 9,380 steps (scaled down to fit the time), and neither the "
-                      "SVD nor the truncated columns recompute BatchNorm statistics, which explains much of the "
-                      "collapse of plain SVD on this BN ResNet.", ""]
+                      "SVD nor the truncated columns recompute BatchNorm statistics (the Maestro exports do).", ""]
         for mr in d["maestro"]:
             share = mr["params"] / d["base_params"]
             lines.append(f"- Target (spec): Maestro from pretrained <= 15% of the parameters within 1 pp of dense: "
