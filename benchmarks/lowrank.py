@@ -276,8 +276,10 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
                   f"First sentences of {m['n_calib'] + m['n_eval']} Python standard-library docstrings "
                   f"(shuffled, seed 0), {m['n_calib']} calibration / {m['n_eval']} evaluation, max 64 tokens. "
                   "P = share of the selected matrices' weights kept (uniform `--params P`); mean (min) cosine of "
-                  "mean-pooled embeddings to the dense model, nearest-neighbour agreement, relative output MSE. "
-                  f"Whole model: {m['base_params']:,} params. Grid time {m['seconds']:.0f} s.", "",
+                  "mean-pooled embeddings to the dense model, then nearest-neighbour agreement "
+                  "(relative output MSE in the cached JSON). "
+                  f"Whole model: {m['base_params']:,} params. Grid time {m['seconds']:.0f} s on the loaded machine.",
+                  "",
                   "| matrices | P | model params kept | SVD | ASVD | whitening |", "|---|---|---|---|---|---|"]
         by = {(r["method"], r["group"], r["P"]): r for r in m["rows"]}
         order_ok = True
