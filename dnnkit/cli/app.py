@@ -33,6 +33,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("invert", "invert", "app"),
     ("bcosify", "bcosify", "bcosify_command"),
     ("explain", "explain", "explain_command"),
+    ("lowrank", "lowrank", "lowrank_command"),
 ]
 
 

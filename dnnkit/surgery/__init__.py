@@ -3,3 +3,4 @@ recipe replay with `dnnkit.models.recipe` (keep the imported modules light: no t
 beyond what replay needs)."""
 
 from dnnkit.surgery.bcos import replay as _bcos_replay  # noqa: E402, F401
+from dnnkit.surgery.lowrank import replay as _lowrank_replay  # noqa: F401
