@@ -330,6 +330,50 @@ def _matmul_sums(ma: torch.Tensor, mb: torch.Tensor, intersection: str
     return inter, ra @ (1 - hb).T, (1 - ha) @ rb.T
 
 
+class _SharedExcess(torch.autograd.Function):
+    """E_ab = sum_k [b_k > 0] ReLU(a_k - b_k) = sum over shared features of a's excess (n x p), chunked."""
+
+    @staticmethod
+    def forward(ctx: Any, ma: torch.Tensor, mb: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(ma, mb)
+        n, k = ma.shape
+        out = ma.new_zeros(n, mb.shape[0])
+        step = _chunk(n, k)
+        for j0 in range(0, mb.shape[0], step):
+            v = mb[None, j0:j0 + step, :]
+            out[:, j0:j0 + step] = ((ma[:, None, :] - v).clamp_min_(0) * (v > 0)).sum(-1)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> Any:
+        ma, mb = ctx.saved_tensors
+        n, k = ma.shape
+        d_a, d_b = torch.zeros_like(ma), torch.zeros_like(mb)
+        step = _chunk(n, k)
+        for j0 in range(0, mb.shape[0], step):
+            v = mb[None, j0:j0 + step, :]
+            weighted = ((ma[:, None, :] > v) & (v > 0)) * g[:, j0:j0 + step, None]
+            d_a += weighted.sum(1)
+            d_b[j0:j0 + step] = -weighted.sum(0)
+        return d_a, d_b
+
+
+def _matmul_excess_sums(ma: torch.Tensor, mb: torch.Tensor, intersection: str, difference: str
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Product/mean: matmuls, plus (substractmatch) one chunked pass for the shared excess.
+
+    With E_ab = sum_shared ReLU(a - b): E_ba = E_ab - (I_a - I_b), since ReLU(t) - ReLU(-t) = t.
+    """
+    inter, d_ab, d_ba = _matmul_sums(ma, mb, intersection)
+    if difference == "substractmatch":
+        ra, rb = ma.clamp_min(0), mb.clamp_min(0)
+        ha, hb = (ma > 0).to(ma.dtype), (mb > 0).to(mb.dtype)
+        excess = _SharedExcess.apply(ma, mb)
+        d_ab = d_ab + excess
+        d_ba = d_ba + excess - (ra @ hb.T - ha @ rb.T)
+    return inter, d_ab, d_ba
+
+
 def _aggregate_sums(ma: torch.Tensor, mb: torch.Tensor, intersection: str, difference: str
                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The sum-first form: I_a, I_b = shared measures of a and b, then Psi(I_a, I_b) (product stays per feature)."""
@@ -360,8 +404,8 @@ def tversky_sums(ma: torch.Tensor, mb: torch.Tensor, intersection: str = "produc
     ma, mb = ma.float(), mb.float()
     if reduction == "aggregate":
         return _aggregate_sums(ma, mb, intersection, difference)
-    if backend == "torch" and difference == "ignorematch" and intersection in ("product", "mean"):
-        return _matmul_sums(ma, mb, intersection)
+    if backend == "torch" and intersection in ("product", "mean"):
+        return _matmul_excess_sums(ma, mb, intersection, difference)
     return _TverskySums.apply(ma, mb, intersection, difference, backend)
 
 
