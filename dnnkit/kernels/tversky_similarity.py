@@ -11,7 +11,7 @@ f(A & B) = sum_k Psi(a_k, b_k) [a_k > 0, b_k > 0] and f(A - B) = sum_k a_k [a_k 
 (``ignorematch``) plus sum_k ReLU(a_k - b_k) [both present] (``substractmatch``).
 
 The three sums (I, D_ab, D_ba) come from a custom autograd function that never materialises the
-n x p x K tensor: the PyTorch reference walks prototype chunks (live tensors under 64 MiB), the
+n x p x K tensor: the PyTorch reference walks prototype chunks (live temporaries of at most 16 MiB), the
 Triton kernel tiles (n, p) and loops over K in registers. Backward recomputes the masks from M_a,
 M_b and the incoming gradients of the three sums (n x p each). Indicators are hard (no gradient).
 ``reduction="aggregate"`` sums the shared measures first (I_a, I_b), then applies Psi: matmuls only.
@@ -33,7 +33,7 @@ DIFFERENCES = ("substractmatch", "ignorematch")
 SIMILARITIES = ("contrast", "ratio")
 REDUCTIONS = ("per-feature", "aggregate")
 RATIO_EPS = 1.0
-CHUNK_ELEMENTS = 1 << 24  # reference: n * chunk * K float32 elements per live temporary (64 MiB)
+CHUNK_ELEMENTS = 1 << 22  # reference: n * chunk * K float32 elements per live temporary (16 MiB)
 KERNEL_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 BLOCK_N, BLOCK_P, BLOCK_K = 16, 16, 16
 

@@ -43,7 +43,7 @@ def _save(fig: Any, path: Path) -> str:
 def _show(ax: Any, img: torch.Tensor, diverging: bool) -> None:
     img = img.detach().float().cpu().numpy()
     if diverging:
-        lim = float(img.abs().max()) or 1.0
+        lim = float(abs(img).max()) or 1.0
         ax.imshow(img, cmap="RdBu_r", vmin=-lim, vmax=lim)
     else:
         ax.imshow(img, cmap="gray")
