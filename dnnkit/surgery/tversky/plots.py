@@ -70,13 +70,13 @@ def weight_image_plot(layer: TverskyProjection, old_rows: torch.Tensor | None, s
                       usage: torch.Tensor, path: Path, title: str) -> str:
     """Prototypes, the 32 most used features and the replaced Linear's rows, as images."""
     h, w = shape[-2], shape[-1]
-    protos = layer.prototype_matrix.detach().float().cpu()
+    protos = layer.prototype_matrix.detach().float().cpu()[:64]
     top = usage.argsort(descending=True)[:32].tolist()
     feats = layer.bank.detach().float().cpu()[top]
     cols = max(min(16, len(protos)), min(16, len(top)))
     rows_p = math.ceil(len(protos) / cols)
     rows_f = math.ceil(len(top) / cols)
-    rows_o = 0 if old_rows is None else math.ceil(len(old_rows) / cols)
+    rows_o = 0 if old_rows is None else math.ceil(min(len(old_rows), 64) / cols)
     fig, axes = _figure(rows_p + rows_f + rows_o, cols, 0.9)
 
     def draw(start_row: int, mats: torch.Tensor, label: str, names: list[str]) -> None:
@@ -90,15 +90,16 @@ def weight_image_plot(layer: TverskyProjection, old_rows: torch.Tensor | None, s
     draw(0, protos, "prototypes", [f"p{i}" for i in range(len(protos))])
     draw(rows_p, feats, "top features", [f"f{k}" for k in top])
     if old_rows is not None:
+        old_rows = old_rows[:64]
         draw(rows_p + rows_f, old_rows, "linear rows", [f"w{i}" for i in range(len(old_rows))])
     fig.suptitle(title + " (first channel; diverging colours centred at 0)", fontsize=8)
     return _save(fig, path)
 
 
 def top_inputs_plot(scores: torch.Tensor, measures: torch.Tensor, images: torch.Tensor, usage: torch.Tensor,
-                    path: Path, title: str, per_row: int = 8, max_features: int = 8) -> str:
-    """Per prototype, and per most used feature, the eval images with the highest score / measure."""
-    p = scores.shape[1]
+                    path: Path, title: str, per_row: int = 8, max_features: int = 8, max_prototypes: int = 16) -> str:
+    """Per prototype (the first 16), and per most used feature, the eval images with the highest score / measure."""
+    p = min(scores.shape[1], max_prototypes)
     top_feats = usage.argsort(descending=True)[:max_features].tolist()
     fig, axes = _figure(p + len(top_feats), per_row, 0.8)
     for row, column in enumerate([scores[:, i] for i in range(p)] + [measures[:, k] for k in top_feats]):

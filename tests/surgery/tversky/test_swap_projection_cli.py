@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from dnnkit.cli.app import app
 
-FAST = ["--steps", "20", "--calib", "64", "--threads", "1", "--json"]
+FAST = ["--steps", "20", "--calib", "32", "--threads", "1", "--json"]
 
 
 def run(*args: str) -> tuple[int, dict | None, str]:
