@@ -402,7 +402,10 @@ def main() -> None:
             f"Command: `{cmd.strip()}`  \nMachine: {note}\n\n"
             "Settings unless stated: contrast similarity, α = β = 0.5, θ = 1 (learned), product intersection, "
             "substractmatch difference, per-feature reduction, no bias. Cited, not reproduced: the paper's NABirds "
-            "and GPT-2/PTB results.\n\n" + "\n".join(parts))
+            "and GPT-2/PTB results.\n\n"
+            "Scale (to fit ~15 min per section on a shared 2-core machine): XOR K ∈ {1, 4, 16} only (spec: 1–32); "
+            "frozen-trunk heads 600 steps and 3 seeds (spec protocol: 1500 steps, 5 seeds); Fashion-MNIST repeat "
+            "not run; LM: a 150-step byte-level model and 100 head steps, protocol (b) only.\n\n" + "\n".join(parts))
     if q:
         print(text)
         return
