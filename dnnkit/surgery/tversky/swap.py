@@ -422,7 +422,8 @@ def _dry_report(opts: SwapOptions, plan: dict[str, dict[str, Any]], modules: dic
                        "features": spec.get("features"), "params_before": p_old, "params_after": p_new, **memory})
     return {"kind": opts.kind, "dry_run": True, "layers": layers, "params_before": params_before,
             "params_after": params_before + total_new, "metric_before": before, "metric_after": None,
-            "budget": budget, "cached_inputs": cached}
+            "loss_curve": [], "train_seconds": None, "budget": budget, "cached_inputs": cached, "kernel": None,
+            "settings": _settings(opts)}
 
 
 def _report(opts: SwapOptions, plan: dict[str, dict[str, Any]], new: dict[str, nn.Module],

@@ -91,6 +91,7 @@ def test_dry_run_writes_nothing(digits_mlp_ref: str, tmp_path: Path) -> None:
                        "--dry-run", "-o", str(out), "--json")
     assert code == 0, err
     assert r["dry_run"] is True and r["plots"] == [] and not out.exists()
+    assert {"loss_curve", "train_seconds", "kernel", "settings", "budget", "metric_after"} <= set(r)
     lay = r["layers"][0]
     assert lay["params_after"] == 32 * 64 + 256 * 64 + 3 and lay["naive_nxpxk_bytes"] == 64 * 256 * 32 * 4
 
