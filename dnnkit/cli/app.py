@@ -34,6 +34,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("bcosify", "bcosify", "bcosify_command"),
     ("explain", "explain", "explain_command"),
     ("lowrank", "lowrank", "lowrank_command"),
+    ("swap-projection", "swap_projection", "app"),
 ]
 
 

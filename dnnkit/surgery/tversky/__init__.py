@@ -1,0 +1,1 @@
+"""Tversky projection layers (`dnnkit swap-projection tversky|linear`): layer, swap, replay, plots."""
