@@ -30,11 +30,12 @@ def fake_triton(kernel_env: pytest.MonkeyPatch):
 
 @pytest.fixture
 def scratch_ops():
-    """Register test ops and remove them afterwards."""
+    """Register test ops and remove them afterwards (real ops loaded meanwhile stay registered)."""
     before = dict(d._REGISTRY)
     yield
-    d._REGISTRY.clear()
-    d._REGISTRY.update(before)
+    for name in [n for n in d._REGISTRY if n.startswith("scratch")]:
+        del d._REGISTRY[name]
+    d._REGISTRY.update({n: op for n, op in before.items() if n.startswith("scratch")})
 
 
 def test_import_is_light() -> None:
