@@ -217,13 +217,15 @@ class DistortionMeter:
             def hook(mod: nn.Module, args: Any, output: Any, name: str = name) -> None:
                 self.cache[name].append(_detach(output))
             handles.append(self.modules[name].register_forward_hook(hook))
-        t0 = time.perf_counter()
         try:
             for a, b in self._chunks():
                 forward_y(self.model, self.task, self.inputs.slice(a, b))
         finally:
             for h in handles:
                 h.remove()
+        t0 = time.perf_counter()  # a second, plain pass: the naive per-level cost, without hooks or warm-up
+        for a, b in self._chunks():
+            forward_y(self.model, self.task, self.inputs.slice(a, b))
         return time.perf_counter() - t0
 
     # -- measuring ----------------------------------------------------------------------------------
@@ -338,7 +340,8 @@ def measure_curves(meter: DistortionMeter, weights: dict[str, torch.Tensor], zer
 
 
 def grid_options(n: int, levels: int, cap: float, floor_zeros: int = 0) -> list[int]:
-    """Allowed grid zero counts of a layer: p <= cap and (iterative) p >= current sparsity."""
-    zs = [d * n // (levels - 1) for d in range(levels)]
+    """Allowed grid zero counts of a layer: p <= cap and (iterative) p >= current sparsity. The cap
+    itself is added when it falls between grid levels, so every budget the cap allows stays reachable."""
     limit = math.floor(cap * n)
-    return [z for z in zs if z <= limit and z >= floor_zeros]
+    zs = sorted({d * n // (levels - 1) for d in range(levels)} | {limit})
+    return [z for z in zs if floor_zeros <= z <= limit]

@@ -46,6 +46,25 @@ def check_data(loaded: Any, opts: PruneOptions) -> None:
                          hint="fine-tuning is supported for image classifiers")
 
 
+def check_budget(layers: list[PrunableLayer], opts: PruneOptions) -> None:
+    """The ratio must be reachable: above the existing zeros, below the per-layer caps (checked early)."""
+    import math
+
+    total = sum(layer.n for layer in layers)
+    p = round(opts.ratio * total)
+    have = sum(layer.zeros for layer in layers)
+    if have > p:
+        raise InputError(f"input has {100 * have / total:.1f} % zeros among prunable weights; "
+                         f"pass --ratio >= {have / total:.3f}")
+    cap = opts.rd_cap if opts.method == "rd" else opts.cap
+    if cap is not None:
+        reach = sum(max(math.floor(cap * layer.n), layer.zeros) for layer in layers)
+        if reach < p:
+            raise InputError(f"--ratio {opts.ratio} is unreachable under the per-layer cap {cap}: "
+                             f"the largest reachable is {reach / total:.4f}",
+                             hint="lower --ratio or raise --max-layer-sparsity")
+
+
 def _calibration(loaded: Any, opts: PruneOptions) -> Any:
     from dnnkit.evaluate import load_inputs
 
@@ -102,6 +121,7 @@ def prune_network(loaded: Any, layers: list[PrunableLayer], opts: PruneOptions,
     params = dict(model.named_parameters())
     timing = {"curves_s": 0.0, "dp_s": 0.0, "finetune_s": 0.0, "naive_estimate_s": 0.0, "allocation_s": 0.0}
     report: dict[str, Any] = {"metrics": {}, "additivity": None, "steps": []}
+    check_budget(layers, opts)
     calib = train = test = None
     if opts.data is not None:
         calib = _calibration(loaded, opts) if opts.method == "rd" else None

@@ -3,6 +3,7 @@ additivity check; plus the `--refine` correction (spec section 4)."""
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from dnnkit.errors import InputError
 from dnnkit.surgery.prune.allocate import allocate
 from dnnkit.surgery.prune.curves import Curves, DistortionMeter, grid_options, layer_variants, measure_curves
 from dnnkit.surgery.prune.dp import LayerOptions, choose_unit, predicted_sum, solve
@@ -81,6 +83,10 @@ def rd_allocate(model: nn.Module, task: str, calib: Any, reference: torch.Tensor
     weights = {n: params[n].detach().clone() for n in names}
     total = sum(layer.n for layer in layers)
     survivors = total - round(ratio * total)
+    reachable = sum(math.floor(cap * layer.n) for layer in layers)
+    if round(ratio * total) > max(reachable, sum(layer.zeros for layer in layers)):
+        raise InputError(f"--ratio {ratio:.4f} is unreachable under the per-layer cap {cap}: the largest reachable "
+                         f"is {reachable / total:.4f}", hint="lower --ratio or raise --max-layer-sparsity")
     meter = DistortionMeter(model, task, calib, reference, names, objective, batch_size)
     if curves is None:
         options = layer_options(layers, levels, cap, iterative)
