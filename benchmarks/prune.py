@@ -43,11 +43,13 @@ RATIOS = [0.5, 0.7, 0.8, 0.9, 0.95, 0.98]
 
 CONFIG = {
     # levels, calib, fine-tune epochs, fine-tune samples, test samples, iterative steps, iterative ratios
-    "digits-cnn": {"data": "digits", "levels": 51, "calib": 256, "ft_epochs": 3, "ft_samples": None, "test": None,
-                   "iter_steps": 4, "iter_ratios": [0.95, 0.98], "iter_methods": ["rd", "lamp", "global", "erk"],
-                   "ft_ratios": RATIOS, "refine": 3},
-    "fashion-cnn": {"data": "fashion-mnist", "levels": 21, "calib": 128, "ft_epochs": 1, "ft_samples": 3000,
-                    "test": 2000, "iter_steps": 3, "iter_ratios": [0.95, 0.98],
+    "digits-cnn": {"data": "digits", "levels": 51, "calib": 256, "ft_epochs": 2, "ft_samples": None, "test": None,
+                   "iter_steps": 3, "iter_ratios": [0.95, 0.98], "iter_methods": ["rd", "lamp", "global"],
+                   "ft_ratios": [0.9, 0.95, 0.98], "ft_methods": ["global", "erk", "lamp", "rd", "rd-refine"],
+                   "refine": 3},
+    "fashion-cnn": {"data": "fashion-mnist", "levels": 21, "calib": 128, "ft_epochs": 1, "ft_samples": 2000,
+                    "test": 1000, "ft_methods": ["global", "erk", "lamp", "rd", "rd-refine"],
+                    "iter_steps": 3, "iter_ratios": [0.95, 0.98],
                     "iter_methods": ["rd", "lamp", "global"],
                     "ft_ratios": [0.9, 0.95, 0.98], "refine": 2},
 }
@@ -73,6 +75,7 @@ class Bench:
         self.curves: dict[tuple[int, str], Any] = {}
         self.rows: list[dict[str, Any]] = []
         self.curve_cost: list[dict[str, Any]] = []
+        self.dump: Any = None
 
     def calib(self, seed: int) -> tuple[Any, torch.Tensor]:
         x = load_inputs(self.loaded, self.cfg["data"], "train", self.cfg["calib"], seed)
@@ -129,6 +132,8 @@ class Bench:
                           "start": info.get("start"), "max_layer": max(z / layer.n for z, layer in
                                                                        zip(zeros, self.layers, strict=True)),
                           "seconds": seconds})
+        if self.dump is not None:
+            self.dump(self.rows)
         self.log(f"{self.name} {regime:9s} {method:12s} {ratio:.2f} seed {seed}: acc {acc:.4f} "
                  f"rho {info.get('rho')} ({seconds:.1f} s)")
 
@@ -138,7 +143,8 @@ class Bench:
         for seed in range(self.seeds):
             calib = self.calib(seed)
             for ratio in ratios:
-                for method in BASELINES + RD_VARIANTS:
+                methods = self.cfg.get("ft_methods", BASELINES + RD_VARIANTS) if finetune else BASELINES + RD_VARIANTS
+                for method in methods:
                     if method in BASELINES and not finetune and seed > 0:
                         continue  # deterministic: identical for every seed
                     t0 = time.perf_counter()
@@ -273,8 +279,12 @@ def main() -> None:
     parser.add_argument("--out", default="docs/benchmarks/prune.md")
     parser.add_argument("--json", default=None, help="also dump raw rows here")
     parser.add_argument("--skip-dp", action="store_true")
+    parser.add_argument("--merge", default=None, help="comma-separated --json dumps: write one table from them")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.merge:
+        merge(args)
+        return
     started = time.perf_counter()
     log = lambda m: print(f"[{time.perf_counter() - started:7.1f}s] {m}", flush=True)  # noqa: E731
     all_rows: list[dict[str, Any]] = []
@@ -284,6 +294,10 @@ def main() -> None:
     for name in args.models.split(","):
         bench = Bench(name, args.seeds, log)
         dense[name] = bench.dense_acc
+        if args.json:  # partial results survive an interrupted run
+            bench.dump = lambda rows, b=bench, done=list(all_rows): Path(args.json).write_text(json.dumps(
+                {"rows": done + rows, "costs": {**costs, b.name: b.curve_cost}, "dp": [], "dense": dense,
+                 "seconds": time.perf_counter() - started, "partial": True}))
         if "one-shot" in regimes:
             bench.one_shot(finetune=False)
         if "ft" in regimes:
@@ -294,9 +308,26 @@ def main() -> None:
         costs[name] = bench.curve_cost
     dp = [] if args.skip_dp else dp_timing()
     if args.json:
-        Path(args.json).write_text(json.dumps({"rows": all_rows, "costs": costs, "dp": dp, "dense": dense}, indent=1))
+        Path(args.json).write_text(json.dumps({"rows": all_rows, "costs": costs, "dp": dp, "dense": dense,
+                                               "seconds": time.perf_counter() - started, "seeds": args.seeds}))
     write_markdown(Path(args.out), all_rows, costs, dp, dense, args, time.perf_counter() - started)
     log(f"wrote {args.out}")
+
+
+def merge(args: Any) -> None:
+    """One markdown page from several runs' raw dumps (e.g. one process per model)."""
+    rows, costs, dp, dense, seconds = [], {}, [], {}, 0.0
+    for part in args.merge.split(","):
+        data = json.loads(Path(part).read_text())
+        rows += data["rows"]
+        costs.update(data["costs"])
+        dp = data["dp"] or dp
+        dense.update(data["dense"])
+        seconds += data.get("seconds", 0.0)
+    args.models = ",".join(costs)
+    if not dp and not args.skip_dp:
+        dp = dp_timing()
+    write_markdown(Path(args.out), rows, costs, dp, dense, args, seconds)
 
 
 def write_markdown(path: Path, rows: list[dict[str, Any]], costs: dict[str, list[dict[str, Any]]],

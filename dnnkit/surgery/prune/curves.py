@@ -65,8 +65,9 @@ def _repeat(obj: Any, groups: int, rows: int) -> Any:
         return tuple(_repeat(o, groups, rows) for o in obj)
     if isinstance(obj, list):
         return [_repeat(o, groups, rows) for o in obj]
-    if isinstance(obj, dict):
-        return type(obj)({k: _repeat(v, groups, rows) for k, v in obj.items()}) if type(obj) is dict else obj
+    if isinstance(obj, dict):  # plain dicts and transformers' ModelOutput
+        items = {k: _repeat(v, groups, rows) for k, v in obj.items()}
+        return items if type(obj) is dict else type(obj)(**items)
     return obj
 
 

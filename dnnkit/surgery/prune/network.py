@@ -171,6 +171,11 @@ def prune_network(loaded: Any, layers: list[PrunableLayer], opts: PruneOptions,
                     report.setdefault("warnings", []).append(
                         f"additivity check: predicted/measured distortion rho = {outcome.rho:.2f} is outside "
                         "[0.5, 2]; the rd allocation rests on an assumption that fails here (try --refine 3)")
+                for name, ds in zip(outcome.curves.names, outcome.curves.distortion, strict=True):
+                    if len(ds) > 1 and max(ds) <= 1e-12:
+                        report.setdefault("warnings", []).append(
+                            f"layer {name} does not change the output on the calibration data (off the output "
+                            f"path?): rd prunes it to the cap for free; consider --exclude '{name}'")
                 for k, name in enumerate(outcome.curves.names):
                     zs, ds = outcome.curves.zeros[k], outcome.curves.distortion[k]
                     z = zeros[k]

@@ -75,3 +75,42 @@ def test_rd_allocate_exact_and_additivity_reported() -> None:
     assert out.measured > 0 and out.rho is not None
     assert out.rounds and out.rounds[0]["start"] in ("dp", "lamp", "erk")
     assert out.measured <= min(out.rounds[0]["measured"].values()) + 1e-12  # refine never ends worse than its start
+
+
+@pytest.mark.parametrize("family", ["bert", "llama"])
+def test_reuse_equals_naive_on_tiny_transformers(family: str) -> None:
+    import transformers
+
+    torch.manual_seed(0)
+    if family == "bert":
+        cfg = transformers.BertConfig(vocab_size=40, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                                      intermediate_size=24, max_position_embeddings=16)
+        model, task = transformers.BertModel(cfg).eval(), "encoder"
+    else:
+        cfg = transformers.LlamaConfig(vocab_size=40, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                                       num_key_value_heads=1, intermediate_size=24, max_position_embeddings=16)
+        model, task = transformers.LlamaForCausalLM(cfg).eval(), "causal-lm"
+    ids = torch.randint(0, 40, (6, 8))
+    mask = torch.ones_like(ids)
+    mask[0, 6:] = 0
+    inputs = Inputs("tokens", ids, None, mask)
+    with torch.no_grad():
+        ref = forward_y(model, task, inputs)
+    from dnnkit.surgery.prune.layers import network_weight_names
+
+    names = network_weight_names(model)
+    meter = DistortionMeter(model, task, inputs, ref, names, "mean", batch_size=4)
+    assert any(meter.patched[n[: -len(".weight")]] for n in names)
+    params = dict(model.named_parameters())
+    for name in names[-4:] + names[:2]:
+        w = params[name].detach().clone()
+        zs = [w.numel() // 4, w.numel() // 2]
+        got = meter.measure(name, layer_variants(w, zs))
+        orig = w.clone()
+        want = []
+        with torch.no_grad():
+            for v in layer_variants(w, zs):
+                params[name].copy_(v)
+                want.append(reduce_errors(per_sample_error(forward_y(model, task, inputs), ref), "mean"))
+            params[name].copy_(orig)
+        assert got == pytest.approx(want, rel=1e-4, abs=1e-8)
