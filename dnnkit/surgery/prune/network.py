@@ -176,12 +176,14 @@ def prune_network(loaded: Any, layers: list[PrunableLayer], opts: PruneOptions,
                         report.setdefault("warnings", []).append(
                             f"layer {name} does not change the output on the calibration data (off the output "
                             f"path?): rd prunes it to the cap for free; consider --exclude '{name}'")
+                from dnnkit.surgery.prune.dp import LayerOptions, predicted_sum
+
                 for k, name in enumerate(outcome.curves.names):
-                    zs, ds = outcome.curves.zeros[k], outcome.curves.distortion[k]
-                    z = zeros[k]
-                    level = next((i for i, v in enumerate(zs) if v == z), None)
-                    rd_extra[name] = {"distortion": ds[level] if level is not None else None,
-                                      "level": None if level is None else round(z / cur[k].n * (opts.levels - 1))}
+                    zs, ds, n = outcome.curves.zeros[k], outcome.curves.distortion[k], cur[k].n
+                    d_here = predicted_sum([LayerOptions(name, n, [n - z for z in zs], ds)], [n - zeros[k]])
+                    # the grid level nearest to the final count (the top-up may land between levels)
+                    rd_extra[name] = {"distortion": d_here, "level": round(zeros[k] / n * (opts.levels - 1)),
+                                      "on_grid": zeros[k] in zs}
         else:
             t0 = time.perf_counter()
             zeros = allocate(opts.method, cur, r, lambda n: params[n].detach(), opts.cap)

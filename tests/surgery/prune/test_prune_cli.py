@@ -154,6 +154,12 @@ def test_rd_without_data_and_unreachable(digits_cnn_ref: str, tmp_path: Path) ->
     res = RUNNER.invoke(CLI, ["prune", digits_cnn_ref, "--ratio", "0.95", "--max-layer-sparsity", "0.5",
                               "--dry-run"])
     assert res.exit_code == 2 and "largest reachable" in res.output
+    res = RUNNER.invoke(CLI, ["prune", digits_cnn_ref, "--ratio", "0.5", "--method", "rd", "--data", "digits",
+                              "--calib", "100000", "--dry-run"])
+    assert res.exit_code == 2 and "100000" in res.output
+    res = RUNNER.invoke(CLI, ["prune", digits_cnn_ref, "--ratio", "0.5", "--method", "rd", "--data", "wiki",
+                              "--dry-run"])
+    assert res.exit_code == 2 and "text" in res.output
 
 
 def test_hf_folder_stays_loadable_by_transformers(tmp_path: Path) -> None:
