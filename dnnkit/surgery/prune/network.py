@@ -125,6 +125,12 @@ def prune_network(loaded: Any, layers: list[PrunableLayer], opts: PruneOptions,
     calib = train = test = None
     if opts.data is not None:
         calib = _calibration(loaded, opts) if opts.method == "rd" else None
+        if calib is not None:
+            import hashlib
+
+            digest = hashlib.sha256(calib.x.contiguous().numpy().tobytes()).hexdigest()[:16]
+            report["calibration"] = {"data": opts.data, "split": "train", "samples": len(calib), "seed": opts.seed,
+                                     "sha256": digest}
         test = load_inputs(loaded, opts.data, "test", opts.eval_limit or (None if task == "classifier" else 16),
                            opts.seed, opts.seq_len)
         if opts.finetune_epochs > 0:
