@@ -399,7 +399,8 @@ def merge(args: Any) -> None:
         dense.update(data["dense"])
         seconds += data.get("seconds", 0.0)
         for name in data["costs"]:
-            SEEDS[name] = data.get("seeds", args.seeds)
+            seen = [r["seed"] for r in data["rows"] if r["model"] == name]
+            SEEDS[name] = data.get("seeds") or (max(seen) + 1 if seen else args.seeds)
     args.models = ",".join(costs)
     if not dp and not args.skip_dp:
         dp = dp_timing()
