@@ -317,6 +317,9 @@ def target_lines(rows: list[dict[str, Any]], costs: dict[str, list[dict[str, Any
         runs = sum(r["model"] == model for r in rows)
         verdict = "met" if exact else "missed"
         lines.append(f"| achieved count = target, every run | {model} | {runs} runs | {verdict} | |")
+    lines.append("| perplexity of SmolLM2-135M and embedding cosine of MiniLM at 30/50/70 % (uniform, global, LAMP, "
+                 "rd) | smollm2-135m, minilm | not run | missed | the CNN runs took the session's time on the loaded "
+                 "machine; rd on a causal LM also lacks the spec's LM-head shortcut (full V-wide logits) |")
     for d in dp:
         if d["ratio"] == 0.5:
             lines.append(f"| SmolLM2-135M DP (210 Linear, 101 levels) < 10 s | smollm2-135m shapes | "
@@ -402,6 +405,10 @@ def merge(args: Any) -> None:
             seen = [r["seed"] for r in data["rows"] if r["model"] == name]
             SEEDS[name] = data.get("seeds") or (max(seen) + 1 if seen else args.seeds)
     args.models = ",".join(costs)
+    runs = [f"`python benchmarks/prune.py --models {m} --seeds {SEEDS[m]} --json docs/benchmarks/prune-{m}.json "
+            f"--skip-dp`" for m in costs]
+    merge_cmd = f"`python benchmarks/prune.py --merge {args.merge} --out {args.out}`"
+    args.command_text = "; ".join(runs) + f"; then {merge_cmd} (adds the DP timing)"
     if not dp and not args.skip_dp:
         dp = dp_timing()
     write_markdown(Path(args.out), rows, costs, dp, dense, args, seconds)
@@ -410,8 +417,9 @@ def merge(args: Any) -> None:
 def write_markdown(path: Path, rows: list[dict[str, Any]], costs: dict[str, list[dict[str, Any]]],
                    dp: list[dict[str, Any]], dense: dict[str, float], args: Any, seconds: float) -> None:
     lines = ["# `dnnkit prune` benchmark", "",
-             f"Command: `python benchmarks/prune.py --models {args.models} --seeds {args.seeds} "
-             f"--regimes {args.regimes}`  ",
+             "Command: " + (getattr(args, "command_text", None) or
+                            f"`python benchmarks/prune.py --models {args.models} --seeds {args.seeds} "
+                            f"--regimes {args.regimes}`") + "  ",
              f"Date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC; threads: 1 (`torch.set_num_threads(1)`); "
              f"machine: {platform.machine()}, 2 shared cores under load from other jobs (times are ratios within "
              f"this run, not absolute speeds); {seconds / 60:.1f} min of process wall time in all (load average "
