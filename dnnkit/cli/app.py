@@ -35,6 +35,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("explain", "explain", "explain_command"),
     ("lowrank", "lowrank", "lowrank_command"),
     ("swap-projection", "swap_projection", "app"),
+    ("prune", "prune", "prune_command"),
 ]
 
 

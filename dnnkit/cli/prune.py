@@ -1,0 +1,145 @@
+"""`dnnkit prune MODEL --ratio R -o OUT`: unstructured magnitude pruning with per-layer allocations."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from dnnkit.cli.common import command_line, start
+from dnnkit.cli.options import (
+    ArchOpt,
+    BatchSizeOpt,
+    DataOpt,
+    DeviceOpt,
+    DryRunOpt,
+    DtypeOpt,
+    ForceOpt,
+    JsonOpt,
+    ModelArg,
+    OutputOpt,
+    QuietOpt,
+    SeedOpt,
+    ThreadsOpt,
+    VerboseOpt,
+)
+
+
+def prune_command(
+    model: ModelArg,
+    ratio: Annotated[float, typer.Option("--ratio", help="Fraction of the prunable weights set to zero, in [0, 1).")],
+    method: Annotated[str, typer.Option("--method", help="uniform, uniform-plus, global, erk, lamp (default) or rd.")
+                      ] = "lamp",
+    layer_adaptive: Annotated[bool, typer.Option("--layer-adaptive", help="Same as --method rd (Xu et al. 2023).")
+                              ] = False,
+    include: Annotated[list[str] | None, typer.Option("--include", help="Also prune tensors matching this glob "
+                                                                         "(repeatable).")] = None,
+    exclude: Annotated[list[str] | None, typer.Option("--exclude", help="Do not prune tensors matching this glob "
+                                                                         "(repeatable).")] = None,
+    max_layer_sparsity: Annotated[float | None, typer.Option("--max-layer-sparsity", "--max-layer-ratio",
+                                                             help="Per-layer sparsity cap (rd: default 0.99; "
+                                                                  "baselines: none unless given).")] = None,
+    data: DataOpt = None,
+    calib: Annotated[int, typer.Option("--calib", help="Calibration samples for rd curves.", min=1)] = 256,
+    seed: SeedOpt = 0,
+    objective: Annotated[str, typer.Option("--objective", help="rd distortion: mean or worst-case.")] = "mean",
+    levels: Annotated[int, typer.Option("--levels", help="Sparsity levels per layer for rd curves.")] = 101,
+    dp_units: Annotated[str, typer.Option("--dp-units", help="DP budget buckets: auto (exact when small) or U.")
+                        ] = "auto",
+    steps: Annotated[int, typer.Option("--steps", help="Iterative pruning steps (fine-tune between).")] = 1,
+    refine: Annotated[int, typer.Option("--refine", help="Rounds of rd additivity correction (0 = paper).")] = 0,
+    finetune_epochs: Annotated[int, typer.Option("--finetune-epochs", help="Masked fine-tuning epochs per step.")
+                               ] = 0,
+    lr: Annotated[float, typer.Option("--lr", help="Fine-tuning learning rate.")] = 1e-3,
+    fmt: Annotated[str, typer.Option("--format", help="dense (loads anywhere) or sparse (bitmask + values).")
+                   ] = "dense",
+    limit: Annotated[int | None, typer.Option("--limit", help="Held-out samples for metrics (default: all images, "
+                                                               "16 text blocks).", min=1)] = None,
+    arch: ArchOpt = None,
+    output: OutputOpt = None,
+    force: ForceOpt = False,
+    dry_run: DryRunOpt = False,
+    batch_size: BatchSizeOpt = 256,
+    device: DeviceOpt = "cpu",
+    dtype: DtypeOpt = None,
+    threads: ThreadsOpt = None,
+    json_mode: JsonOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Zero a fraction of a model's weights, smallest magnitudes first, with a per-layer allocation."""
+    from dnnkit.errors import InputError
+    from dnnkit.surgery.prune.run import PruneOptions, validate_options
+
+    out = start(json_mode, quiet, verbose, threads)
+    if layer_adaptive:
+        if method not in ("lamp", "rd"):
+            raise InputError(f"--layer-adaptive is --method rd; it conflicts with --method {method}")
+        method = "rd"
+    if dp_units == "auto":
+        units = None
+    else:
+        try:
+            units = int(dp_units)
+        except ValueError:
+            raise InputError(f"--dp-units must be auto or an integer, got {dp_units!r}") from None
+    opts = PruneOptions(ratio=ratio, method=method, include=list(include or []), exclude=list(exclude or []),
+                        cap=max_layer_sparsity, data=data, calib=calib, seed=seed, objective=objective,
+                        levels=levels, dp_units=units, steps=steps, refine=refine, finetune_epochs=finetune_epochs,
+                        lr=lr, format=fmt, batch_size=batch_size, eval_limit=limit)
+    validate_options(opts)
+    if output is None and not dry_run:
+        raise InputError("missing -o/--output", hint="name the pruned file (or pass --dry-run)")
+    if fmt == "sparse" and output is not None and not output.endswith(".safetensors"):
+        raise InputError(f"--format sparse writes a .safetensors file, got -o {output!r}",
+                         hint="plain transformers/timm cannot read the sparse format; use --format dense for folders")
+    from dnnkit.surgery.prune.command import run_prune
+
+    result = run_prune(model, opts, arch=arch, output=output, force=force, dry_run=dry_run, device=device,
+                       dtype=dtype, argv=command_line(), progress=out.progress())
+    for w in result["warnings"]:
+        out.warn(w)
+    out.result(result, lambda console: _render(console, result))
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.2f} %"
+
+
+def _render(console: Any, r: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table(show_edge=False, header_style="bold")
+    cols = ["layer", "shape", "size", "kept", "sparsity"] + (["level", "D_l"] if r["method"] == "rd" else [])
+    for c in cols:
+        table.add_column(c, justify="left" if c in ("layer", "shape") else "right")
+    for row in r["layers"]:
+        cells = [row["name"], "x".join(map(str, row["shape"])), str(row["size"]), str(row["kept"]),
+                 _pct(row["sparsity"])]
+        if r["method"] == "rd":
+            d = row.get("distortion")
+            cells += [str(row.get("level", "-")), "-" if d is None else f"{d:.4g}"]
+        table.add_row(*cells)
+    console.print(table)
+    console.print(f"method {r['method']}: target {_pct(r['ratio'])}, achieved {_pct(r['achieved'])} "
+                  f"({r['pruned']} of {r['total']} prunable weights zero, {r['kept']} kept)")
+    for when in ("before", "after"):
+        m = r["metrics"].get(when)
+        if m:
+            parts = [f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in m.items()
+                     if k in ("accuracy", "perplexity", "output_mse", "cosine")]
+            console.print(f"{when}: " + ", ".join(parts) + f" ({m['samples']} held-out samples)")
+    a = r.get("additivity")
+    if a:
+        rho = "-" if a["rho"] is None else f"{a['rho']:.2f}"
+        console.print(f"additivity: predicted {a['predicted']:.4g} vs measured {a['measured']:.4g} distortion "
+                      f"(rho {rho}, {a['objective']}); curve reuse: {a['curve_reuse']}")
+    t = r["timing"]
+    console.print(f"time: curves {t['curves_s']:.2f} s (naive estimate {t['naive_estimate_s']:.2f} s), "
+                  f"DP {t['dp_s']:.3f} s, fine-tune {t['finetune_s']:.2f} s, total {t['total_s']:.2f} s")
+    b = r["bytes"]
+    if r.get("output"):
+        size = "-" if b["out"] is None else f"{b['out'] / 1e6:.2f} MB"
+        console.print(f"wrote {r['output']} ({r['format']}, {size}; input {b['in'] / 1e6:.2f} MB)")
+    elif r.get("dry_run"):
+        console.print("dry run: nothing written")

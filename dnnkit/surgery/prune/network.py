@@ -1,0 +1,214 @@
+"""Pruning a built network: any method, one-shot or iterative, with masked fine-tuning and
+held-out metrics before and after."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+
+from dnnkit.errors import InputError
+from dnnkit.progress import ProgressReporter, or_null
+from dnnkit.surgery.prune.allocate import allocate
+from dnnkit.surgery.prune.curves import Curves, forward_y
+from dnnkit.surgery.prune.layers import PrunableLayer, network_weight_names, scan_layers, select_layers
+from dnnkit.surgery.prune.rd import RDOutcome, apply_zeros, rd_allocate
+from dnnkit.surgery.prune.run import PruneOptions, layer_rows, sparsity_warnings, step_ratios
+
+
+def network_layers(model: torch.nn.Module, opts: PruneOptions) -> list[PrunableLayer]:
+    """The prunable layers of a network after --include/--exclude, with their existing zeros."""
+    from dnnkit.models.weights import StateDictWeights
+
+    params = dict(model.named_parameters())
+    all_names = list(params)
+    floats = {n for n, p in params.items() if p.is_floating_point()}
+    names = select_layers(network_weight_names(model), all_names, floats, opts.include, opts.exclude)
+    return scan_layers(StateDictWeights({n: params[n].detach() for n in names}), names)
+
+
+def check_data(loaded: Any, opts: PruneOptions) -> None:
+    """Cheap data checks before heavy work."""
+    if opts.method == "rd" and opts.data is None:
+        raise InputError("--method rd needs calibration data: add --data (e.g. digits)")
+    if opts.finetune_epochs > 0 and opts.data is None:
+        raise InputError("--finetune-epochs needs training data: add --data (e.g. digits)")
+    if opts.data is None:
+        return
+    from dnnkit.data.registry import check_data_spec
+    from dnnkit.evaluate import check_task_data
+
+    check_data_spec(opts.data)
+    check_task_data(loaded, opts.data)
+    if opts.finetune_epochs > 0 and loaded.info.task != "classifier":
+        raise InputError(f"--finetune-epochs trains with labels: {loaded.ref.raw} is a {loaded.info.task}",
+                         hint="fine-tuning is supported for image classifiers")
+
+
+def check_budget(layers: list[PrunableLayer], opts: PruneOptions) -> None:
+    """The ratio must be reachable: above the existing zeros, below the per-layer caps (checked early)."""
+    import math
+
+    total = sum(layer.n for layer in layers)
+    p = round(opts.ratio * total)
+    have = sum(layer.zeros for layer in layers)
+    if have > p:
+        raise InputError(f"input has {100 * have / total:.1f} % zeros among prunable weights; "
+                         f"pass --ratio >= {have / total:.3f}")
+    cap = opts.rd_cap if opts.method == "rd" else opts.cap
+    if cap is not None:
+        reach = sum(max(math.floor(cap * layer.n), layer.zeros) for layer in layers)
+        if reach < p:
+            raise InputError(f"--ratio {opts.ratio} is unreachable under the per-layer cap {cap}: "
+                             f"the largest reachable is {reach / total:.4f}",
+                             hint="lower --ratio or raise --max-layer-sparsity")
+
+
+def _calibration(loaded: Any, opts: PruneOptions) -> Any:
+    from dnnkit.evaluate import load_inputs
+
+    return load_inputs(loaded, opts.data, "train", opts.calib, opts.seed, opts.seq_len)
+
+
+@torch.no_grad()
+def _outputs(model: torch.nn.Module, task: str, inputs: Any, batch: int) -> torch.Tensor:
+    model.eval()
+    return torch.cat([forward_y(model, task, inputs.slice(i, i + batch)) for i in range(0, len(inputs), batch)])
+
+
+def held_out_metrics(loaded: Any, model: torch.nn.Module, opts: PruneOptions, test: Any,
+                     reference: torch.Tensor | None) -> tuple[dict[str, Any], torch.Tensor]:
+    """Accuracy (classifier), perplexity (causal LM), cosine (encoder) and output MSE vs the dense model."""
+    from dnnkit.evaluate import perplexity
+
+    task = loaded.info.task
+    batch = opts.batch_size if test.kind == "images" else min(opts.batch_size, 8)
+    y = _outputs(model, task, test, batch)
+    out: dict[str, Any] = {"split": "test", "samples": len(test)}
+    if task == "classifier" and test.y is not None:
+        out["accuracy"] = float((y.argmax(-1) == test.y).float().mean())
+    if task == "causal-lm":
+        out["perplexity"] = perplexity(model, test, batch_size=batch)
+    if reference is not None:
+        out["output_mse"] = float(((y - reference) ** 2).mean())
+        if task == "encoder":
+            out["cosine"] = float(torch.nn.functional.cosine_similarity(y, reference, dim=-1).mean())
+    return out, y
+
+
+def finetune(model: torch.nn.Module, masks: dict[str, torch.Tensor], train: Any, opts: PruneOptions,
+             progress: ProgressReporter) -> float:
+    """E epochs of task-loss training with the masks held; returns seconds."""
+    from dnnkit.train import TrainConfig, fit
+
+    cfg = TrainConfig(epochs=opts.finetune_epochs, lr=opts.lr, batch_size=64, seed=opts.seed)
+    hist = fit(model, train.x, train.y, cfg, masks=masks, progress=progress, description="fine-tune")
+    return hist.seconds
+
+
+def prune_network(loaded: Any, layers: list[PrunableLayer], opts: PruneOptions,
+                  progress: ProgressReporter | None = None, curves_cache: dict[str, Curves] | None = None,
+                  ) -> dict[str, Any]:
+    """Prune `loaded.model` in place. Returns the report (layers, metrics, additivity, timing)."""
+    from dnnkit.data import ImageData, load_data
+    from dnnkit.evaluate import load_inputs
+
+    progress = or_null(progress)
+    model = loaded.model
+    task = loaded.info.task
+    names = [layer.name for layer in layers]
+    params = dict(model.named_parameters())
+    timing = {"curves_s": 0.0, "dp_s": 0.0, "finetune_s": 0.0, "naive_estimate_s": 0.0, "allocation_s": 0.0}
+    report: dict[str, Any] = {"metrics": {}, "additivity": None, "steps": []}
+    check_budget(layers, opts)
+    calib = train = test = None
+    if opts.data is not None:
+        calib = _calibration(loaded, opts) if opts.method == "rd" else None
+        if calib is not None:
+            import hashlib
+
+            digest = hashlib.sha256(calib.x.contiguous().numpy().tobytes()).hexdigest()[:16]
+            report["calibration"] = {"data": opts.data, "split": "train", "samples": len(calib), "seed": opts.seed,
+                                     "sha256": digest}
+        test = load_inputs(loaded, opts.data, "test", opts.eval_limit or (None if task == "classifier" else 16),
+                           opts.seed, opts.seq_len)
+        if opts.finetune_epochs > 0:
+            data = load_data(opts.data, "train")
+            if not isinstance(data, ImageData):  # pragma: no cover - guarded by check_data
+                raise InputError("fine-tuning needs labelled image data")
+            train = data
+        before, y_dense_test = held_out_metrics(loaded, model, opts, test, None)
+        report["metrics"]["before"] = before
+    ratios = step_ratios(opts.ratio, opts.steps)
+    zeros = [layer.zeros for layer in layers]
+    rd_extra: dict[str, dict[str, Any]] = {}
+    cur = [PrunableLayer(layer.name, layer.shape, layer.zeros) for layer in layers]
+    for j, r in enumerate(ratios, 1):
+        step: dict[str, Any] = {"step": j, "ratio": r}
+        if opts.method == "rd":
+            reference = _outputs(model, task, calib, opts.batch_size if calib.kind == "images" else 8)
+            key = f"{j}"
+            cached = (curves_cache or {}).get(key) if opts.steps == 1 else None
+            outcome: RDOutcome = rd_allocate(model, task, calib, reference, cur, r, levels=opts.levels,
+                                             cap=opts.rd_cap, objective=opts.objective, dp_units=opts.dp_units,
+                                             batch_size=opts.batch_size, iterative=j > 1 or any(layer.zeros for
+                                                                                                 layer in cur),
+                                             refine=opts.refine if j == len(ratios) else 0, curves=cached,
+                                             progress=progress)
+            if curves_cache is not None and opts.steps == 1:
+                curves_cache[key] = outcome.curves
+            zeros = outcome.zeros
+            if cached is None:
+                timing["curves_s"] += outcome.curves.seconds
+                timing["naive_estimate_s"] += outcome.curves.naive_estimate_seconds
+            timing["dp_s"] += outcome.dp_seconds
+            step.update({"predicted": outcome.predicted, "measured": outcome.measured, "rho": outcome.rho,
+                         "unit": outcome.unit, "topped_up": outcome.topped_up, "curve_reuse": outcome.curves.reuse})
+            if j == len(ratios):
+                report["additivity"] = {"predicted": outcome.predicted, "measured": outcome.measured,
+                                        "rho": outcome.rho, "objective": opts.objective, "rounds": outcome.rounds,
+                                        "refine_start": outcome.start if opts.refine else None,
+                                        "curve_reuse": outcome.curves.reuse, "dp_unit": outcome.unit,
+                                        "topped_up": outcome.topped_up,
+                                        "full_pass_s": outcome.curves.full_pass_seconds,
+                                        "curve_passes": outcome.curves.naive_passes}
+                if outcome.rho is not None and not (0.5 <= outcome.rho <= 2.0):
+                    report.setdefault("warnings", []).append(
+                        f"additivity check: predicted/measured distortion rho = {outcome.rho:.2f} is outside "
+                        "[0.5, 2]; the rd allocation rests on an assumption that fails here (try --refine 3)")
+                for name, ds in zip(outcome.curves.names, outcome.curves.distortion, strict=True):
+                    if len(ds) > 1 and max(ds) <= 1e-12:
+                        report.setdefault("warnings", []).append(
+                            f"layer {name} does not change the output on the calibration data (off the output "
+                            f"path?): rd prunes it to the cap for free; consider --exclude '{name}'")
+                from dnnkit.surgery.prune.dp import LayerOptions, predicted_sum
+
+                for k, name in enumerate(outcome.curves.names):
+                    zs, ds, n = outcome.curves.zeros[k], outcome.curves.distortion[k], cur[k].n
+                    d_here = predicted_sum([LayerOptions(name, n, [n - z for z in zs], ds)], [n - zeros[k]])
+                    # the grid level nearest to the final count (the top-up may land between levels)
+                    rd_extra[name] = {"distortion": d_here, "level": round(zeros[k] / n * (opts.levels - 1)),
+                                      "on_grid": zeros[k] in zs}
+        else:
+            t0 = time.perf_counter()
+            zeros = allocate(opts.method, cur, r, lambda n: params[n].detach(), opts.cap)
+            timing["allocation_s"] += time.perf_counter() - t0
+        weights = {n: params[n].detach().clone() for n in names}
+        masks = apply_zeros(params, weights, names, zeros)
+        if opts.finetune_epochs > 0:
+            timing["finetune_s"] += finetune(model, masks, train, opts, progress)
+        cur = [PrunableLayer(layer.name, layer.shape, z) for layer, z in zip(layers, zeros, strict=True)]
+        progress.log(f"prune step {j}/{len(ratios)}: sparsity {sum(zeros) / sum(x.n for x in layers):.4f}")
+        report["steps"].append(step)
+    if test is not None:
+        report["metrics"]["after"], _ = held_out_metrics(loaded, model, opts, test, y_dense_test)
+    total = sum(layer.n for layer in layers)
+    rows = layer_rows(layers, zeros, rd_extra)
+    report.update({"layers": rows, "zeros": zeros, "achieved": sum(zeros) / total, "pruned": sum(zeros),
+                   "kept": total - sum(zeros), "total": total, "timing": timing})
+    report.setdefault("warnings", [])
+    report["warnings"] += sparsity_warnings(rows)
+    if opts.steps > 1 and report["steps"]:
+        report["steps"] = [{k: v for k, v in s.items()} for s in report["steps"]]
+    return report

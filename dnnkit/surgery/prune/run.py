@@ -1,0 +1,136 @@
+"""The `prune` pipeline: validate, allocate (data-free or rd, one-shot or iterative), fine-tune,
+measure, write. Library code: returns a plain dict report, never prints."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dnnkit.errors import InputError
+from dnnkit.progress import ProgressReporter, or_null
+from dnnkit.surgery.prune.allocate import DATA_FREE, METHODS, allocate
+from dnnkit.surgery.prune.layers import PrunableLayer
+
+WARN_SPARSITY = 0.995
+
+
+@dataclass
+class PruneOptions:
+    """Every knob of one pruning run (CLI flags map one to one)."""
+
+    ratio: float
+    method: str = "lamp"
+    include: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+    cap: float | None = None  # --max-layer-sparsity; rd uses 0.99 when not given
+    data: str | None = None
+    calib: int = 256
+    seed: int = 0
+    objective: str = "mean"
+    levels: int = 101
+    dp_units: int | None = None
+    steps: int = 1
+    refine: int = 0
+    finetune_epochs: int = 0
+    lr: float = 1e-3
+    format: str = "dense"
+    batch_size: int = 256
+    eval_limit: int | None = None
+    seq_len: int = 64
+
+    @property
+    def rd_cap(self) -> float:
+        return 0.99 if self.cap is None else self.cap
+
+    def needs_network(self) -> bool:
+        return self.method == "rd" or self.steps > 1 or self.finetune_epochs > 0
+
+    def params(self) -> dict[str, Any]:
+        """The recipe step's params."""
+        rd = self.method == "rd"
+        return {"method": self.method, "ratio": self.ratio, "objective": self.objective if rd else None,
+                "levels": self.levels if self.method == "rd" else None, "steps": self.steps, "refine": self.refine,
+                "calib": self.calib if self.method == "rd" else None, "seed": self.seed, "data": self.data,
+                "cap": self.rd_cap if self.method == "rd" else self.cap, "finetune_epochs": self.finetune_epochs}
+
+
+def validate_options(opts: PruneOptions) -> None:
+    """Cheap checks of the options alone (before any loading)."""
+    if not (isinstance(opts.ratio, float | int) and math.isfinite(opts.ratio) and 0 <= opts.ratio < 1):
+        raise InputError(f"--ratio must be in [0, 1), got {opts.ratio}")
+    if opts.method not in METHODS:
+        raise InputError(f"unknown --method {opts.method!r}", hint=f"use one of {', '.join(METHODS)}")
+    if opts.cap is not None and not (0 < opts.cap <= 1):
+        raise InputError(f"--max-layer-sparsity must be in (0, 1], got {opts.cap}")
+    if opts.levels < 2:
+        raise InputError(f"--levels must be at least 2, got {opts.levels}")
+    if opts.levels > 32767:
+        raise InputError(f"--levels must be at most 32767, got {opts.levels}")
+    if opts.dp_units is not None and opts.dp_units < 100:
+        raise InputError(f"--dp-units must be at least 100 (or auto), got {opts.dp_units}")
+    if opts.objective not in ("mean", "worst-case"):
+        raise InputError(f"--objective must be mean or worst-case, got {opts.objective!r}")
+    if opts.format not in ("dense", "sparse"):
+        raise InputError(f"--format must be dense or sparse, got {opts.format!r}")
+    if opts.steps < 1 or opts.refine < 0 or opts.finetune_epochs < 0:
+        raise InputError("--steps must be >= 1, --refine and --finetune-epochs >= 0")
+    if opts.refine and opts.method != "rd":
+        raise InputError("--refine corrects the rd allocation: use it with --method rd")
+
+
+def step_ratios(ratio: float, steps: int) -> list[float]:
+    """s_j = 1 - (1-R)^(j/S): an equal fraction of the remainder per step; the last is R exactly."""
+    return [1 - (1 - ratio) ** (j / steps) for j in range(1, steps)] + [ratio]
+
+
+def layer_rows(layers: list[PrunableLayer], zeros: list[int], extra: dict[str, dict[str, Any]] | None = None,
+               ) -> list[dict[str, Any]]:
+    """The per-layer table rows."""
+    rows = []
+    for layer, z in zip(layers, zeros, strict=True):
+        row = {"name": layer.name, "shape": list(layer.shape), "size": layer.n, "kept": layer.n - z,
+               "sparsity": z / layer.n if layer.n else 0.0}
+        row.update((extra or {}).get(layer.name, {}))
+        rows.append(row)
+    return rows
+
+
+def sparsity_warnings(rows: list[dict[str, Any]]) -> list[str]:
+    """A layer at or above 99.5 % is warned about (such layers stayed at chance after fine-tuning)."""
+    return [f"layer {r['name']} is {100 * r['sparsity']:.2f} % sparse (>= 99.5 %): it may cut the signal"
+            for r in rows if r["sparsity"] >= WARN_SPARSITY]
+
+
+def prune_weights(source: Any, layers: list[PrunableLayer], opts: PruneOptions,
+                  progress: ProgressReporter | None = None) -> tuple[list[int], dict[str, Any]]:
+    """Data-free allocation over a WeightSource (tensor by tensor); returns zeros and a report."""
+    progress = or_null(progress)
+    if opts.method not in DATA_FREE:
+        raise InputError(f"--method {opts.method} needs the network: pass --arch or a dnnkit/HF checkpoint")
+    t0 = time.perf_counter()
+    zeros = allocate(opts.method, layers, opts.ratio, source.get, opts.cap)
+    return zeros, {"allocation_s": time.perf_counter() - t0}
+
+
+def summary(layers: list[PrunableLayer], zeros: list[int], opts: PruneOptions) -> dict[str, Any]:
+    """The common report fields."""
+    total = sum(layer.n for layer in layers)
+    pruned = sum(zeros)
+    rows = layer_rows(layers, zeros)
+    return {"method": opts.method, "ratio": opts.ratio, "target": round(opts.ratio * total), "achieved": pruned / total,
+            "pruned": pruned, "kept": total - pruned, "total": total, "layers": rows,
+            "warnings": sparsity_warnings(rows)}
+
+
+def dir_bytes(path: Path) -> int:
+    """Size of a file, or of every file under a folder."""
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size if path.exists() else 0
+
+
+def is_sparse_output(out: str | None) -> bool:
+    return out is not None and out.endswith(".safetensors")

@@ -1,0 +1,59 @@
+"""Exact streaming selection of the P smallest values over many tensors (global magnitude, LAMP).
+
+Non-negative float32 values sort like their bit patterns, so the P-th smallest is found by radix
+selection: one histogram pass over the top 16 bits, one inside the chosen bucket over the low 16.
+Each pass sees one tensor at a time, so a bare file is never held in memory as a whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+ValuesFn = Callable[[str], torch.Tensor]
+
+
+def _bits(values: torch.Tensor) -> torch.Tensor:
+    v = values.detach().reshape(-1).float().abs()
+    return v.contiguous().view(torch.int32).long()
+
+
+def select_counts(names: list[str], values_fn: ValuesFn, p: int) -> dict[str, int]:
+    """How many of each tensor's entries fall among the `p` smallest values overall.
+
+    Ties at the threshold go to tensors in the order of `names`, then by index, which matches
+    the stable within-tensor magnitude order of the masks.
+    """
+    if p <= 0:
+        return dict.fromkeys(names, 0)
+    hist = torch.zeros(1 << 15, dtype=torch.long)
+    for name in names:
+        hist += torch.bincount(_bits(values_fn(name)) >> 16, minlength=1 << 15)
+    total = int(hist.sum())
+    if p >= total:
+        return {name: int(values_fn(name).numel()) for name in names}
+    cum = torch.cumsum(hist, 0)
+    hi = int(torch.searchsorted(cum, torch.tensor(p), right=False))  # first bucket with cum >= p
+    below_hi = int(cum[hi - 1]) if hi > 0 else 0
+    low_hist = torch.zeros(1 << 16, dtype=torch.long)
+    per_lt: dict[str, int] = {}
+    per_bucket: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    for name in names:
+        bits = _bits(values_fn(name))
+        in_bucket = bits[(bits >> 16) == hi] & 0xFFFF
+        per_lt[name] = int(((bits >> 16) < hi).sum())
+        uniq, cnt = torch.unique(in_bucket, return_counts=True)
+        per_bucket[name] = (uniq, cnt)
+        low_hist.index_add_(0, uniq, cnt)
+    low_cum = torch.cumsum(low_hist, 0)
+    lo = int(torch.searchsorted(low_cum, torch.tensor(p - below_hi), right=False))
+    need_ties = p - below_hi - (int(low_cum[lo - 1]) if lo > 0 else 0)
+    counts: dict[str, int] = {}
+    for name in names:
+        uniq, cnt = per_bucket[name]
+        less = per_lt[name] + int(cnt[uniq < lo].sum())
+        ties = min(int(cnt[uniq == lo].sum()), need_ties)
+        need_ties -= ties
+        counts[name] = less + ties
+    return counts

@@ -1,0 +1,116 @@
+"""Curves with prefix reuse and level batching equal naive full passes; rd end to end on a tiny net."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from dnnkit.evaluate import Inputs
+from dnnkit.surgery.prune.curves import DistortionMeter, forward_y, layer_variants, per_sample_error, reduce_errors
+from dnnkit.surgery.prune.layers import PrunableLayer
+from dnnkit.surgery.prune.rd import rd_allocate
+
+
+class Residual(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU())
+        self.blocks = nn.ModuleList([nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.ReLU()) for _ in range(2)])
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(4 * 6 * 6, 8), nn.ReLU(), nn.Linear(8, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.stem(x)
+        for b in self.blocks:
+            h = h + b(h)
+        return self.head(h)
+
+
+def _naive(model: nn.Module, inputs: Inputs, ref: torch.Tensor, name: str, variants: list[torch.Tensor],
+           objective: str) -> list[float]:
+    param = dict(model.named_parameters())[name]
+    orig = param.detach().clone()
+    out = []
+    with torch.no_grad():
+        for v in variants:
+            param.copy_(v)
+            out.append(reduce_errors(per_sample_error(forward_y(model, "classifier", inputs), ref), objective))
+        param.copy_(orig)
+    return out
+
+
+@pytest.mark.parametrize("objective", ["mean", "worst-case"])
+@pytest.mark.parametrize("batch_size", [7, 64])
+def test_reuse_and_batching_equal_naive(objective: str, batch_size: int) -> None:
+    torch.manual_seed(0)
+    model = Residual().eval()
+    inputs = Inputs("images", torch.randn(20, 1, 6, 6))
+    with torch.no_grad():
+        ref = forward_y(model, "classifier", inputs)
+    names = [n for n, p in model.named_parameters() if n.endswith("weight")]
+    meter = DistortionMeter(model, "classifier", inputs, ref, names, objective, batch_size=batch_size)
+    assert meter.patched["head.1"]  # the head reuses the cached trunk
+    for name in names:
+        w = dict(model.named_parameters())[name].detach().clone()
+        zs = [1, w.numel() // 3, w.numel() // 2, w.numel() - 1]
+        got = meter.measure(name, layer_variants(w, zs))
+        want = _naive(model, inputs, ref, name, layer_variants(w, zs), objective)
+        assert got == pytest.approx(want, rel=1e-4, abs=1e-7)
+    assert meter.measure_model() == pytest.approx(0.0, abs=1e-10)
+
+
+def test_rd_allocate_exact_and_additivity_reported() -> None:
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 3)).eval()
+    inputs = Inputs("images", torch.randn(32, 6))
+    with torch.no_grad():
+        ref = model(inputs.x)
+    layers = [PrunableLayer(n, tuple(p.shape)) for n, p in model.named_parameters() if n.endswith("weight")]
+    out = rd_allocate(model, "classifier", inputs, ref, layers, 0.6, levels=11, cap=0.99, objective="mean",
+                      dp_units=None, batch_size=16, refine=2)
+    total = sum(layer.n for layer in layers)
+    assert sum(out.zeros) == round(0.6 * total)
+    zeros_now = sum(int((p == 0).sum()) for n, p in model.named_parameters() if n.endswith("weight"))
+    assert zeros_now == sum(out.zeros)
+    assert out.measured > 0 and out.rho is not None
+    assert out.rounds and out.rounds[0]["start"] in ("dp", "lamp", "erk")
+    assert out.measured <= min(out.rounds[0]["measured"].values()) + 1e-12  # refine never ends worse than its start
+
+
+@pytest.mark.parametrize("family", ["bert", "llama"])
+def test_reuse_equals_naive_on_tiny_transformers(family: str) -> None:
+    import transformers
+
+    torch.manual_seed(0)
+    if family == "bert":
+        cfg = transformers.BertConfig(vocab_size=40, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                                      intermediate_size=24, max_position_embeddings=16)
+        model, task = transformers.BertModel(cfg).eval(), "encoder"
+    else:
+        cfg = transformers.LlamaConfig(vocab_size=40, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                                       num_key_value_heads=1, intermediate_size=24, max_position_embeddings=16)
+        model, task = transformers.LlamaForCausalLM(cfg).eval(), "causal-lm"
+    ids = torch.randint(0, 40, (6, 8))
+    mask = torch.ones_like(ids)
+    mask[0, 6:] = 0
+    inputs = Inputs("tokens", ids, None, mask)
+    with torch.no_grad():
+        ref = forward_y(model, task, inputs)
+    from dnnkit.surgery.prune.layers import network_weight_names
+
+    names = network_weight_names(model)
+    meter = DistortionMeter(model, task, inputs, ref, names, "mean", batch_size=4)
+    assert any(meter.patched[n[: -len(".weight")]] for n in names)
+    params = dict(model.named_parameters())
+    for name in names[-4:] + names[:2]:
+        w = params[name].detach().clone()
+        zs = [w.numel() // 4, w.numel() // 2]
+        got = meter.measure(name, layer_variants(w, zs))
+        orig = w.clone()
+        want = []
+        with torch.no_grad():
+            for v in layer_variants(w, zs):
+                params[name].copy_(v)
+                want.append(reduce_errors(per_sample_error(forward_y(model, task, inputs), ref), "mean"))
+            params[name].copy_(orig)
+        assert got == pytest.approx(want, rel=1e-4, abs=1e-8)
