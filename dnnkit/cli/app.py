@@ -24,6 +24,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("inspect", "inspect", "inspect_command"),
     ("eval", "evaluate", "eval_command"),
     ("zoo", "zoo", "app"),
+    ("hash-codes", "hash_codes", "hash_codes_command"),
     ("linear-interpret", "linear_interpret", "linear_interpret_command"),
 ]
 
