@@ -68,7 +68,10 @@ def bits_per_layer_png(bits: list[tuple[str, int, int]], path: Path, title: str)
     ax.bar(k, [b[2] for b in bits], color="tab:blue", label="kept (not constant)")
     ax.set_xticks(k)
     ax.set_xticklabels([b[0] for b in bits], rotation=60, fontsize=7, ha="right")
-    ax.set_yscale("log")
+    units = [b[1] for b in bits]
+    if max(units) > 50 * max(1, min(units)):  # conv stems dwarf the head: log scale, bars from 1
+        ax.set_yscale("log")
+        ax.set_ylim(bottom=0.8)
     ax.set_ylabel("bits")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
