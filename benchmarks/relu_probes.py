@@ -68,7 +68,7 @@ def digits_sweeps(quick: bool) -> tuple[list[str], dict[str, Any]]:
     seeds = 1 if quick else 2
     lines, res = [], {}
     rows = []
-    for depth, widths in ((1, (3, 20, 40, 100, 200)), (3, (60, 300))):
+    for depth, widths in ((1, (3, 40, 200)), (3, (300,))):
         t = time.perf_counter()
         sw = run_sweep(xtr, ytr, xte, yte, SweepConfig("width", depth, widths, epochs=epochs, seeds=seeds), opts)
         log(f"digits width sweep depth {depth}: {time.perf_counter() - t:.0f}s")
@@ -102,7 +102,7 @@ def digits_sweeps(quick: bool) -> tuple[list[str], dict[str, Any]]:
                  f"0.95 {mark(big['kmeans_test'] >= 0.95)} (K-Means on pixels {f3(raw['kmeans'])})")
 
     t = time.perf_counter()
-    snaps = (0, 1, 3, 10) if quick else (0, 1, 3, 10, 30, 100)
+    snaps = (0, 1, 10) if quick else (0, 1, 10, 100)
     sw = run_sweep(xtr, ytr, xte, yte, SweepConfig("epochs", 1, (40,), snapshots=snaps, seeds=1), opts)
     log(f"digits epochs sweep: {time.perf_counter() - t:.0f}s")
     res["epochs"] = sw
@@ -120,7 +120,7 @@ def digits_sweeps(quick: bool) -> tuple[list[str], dict[str, Any]]:
                  f"-> {f3(er[max(er)]['rr_test'])} at epoch {max(er)}): {mark(spike)}")
 
     t = time.perf_counter()
-    samples = (10, 100, None) if quick else (10, 30, 100, 300, None)
+    samples = (10, 100, None)
     sw = run_sweep(xtr, ytr, xte, yte, SweepConfig("samples", 1, (40,), epochs=epochs, samples=samples, seeds=1),
                    opts)
     log(f"digits samples sweep: {time.perf_counter() - t:.0f}s")
@@ -144,7 +144,8 @@ def digits_sweeps(quick: bool) -> tuple[list[str], dict[str, Any]]:
     return lines, res
 
 
-def fashion_mlps(epochs: int, quick: bool) -> tuple[list[str], dict[str, Any]]:
+def fashion_mlps(epochs: int, quick: bool, raw_given: str = "", runs_spec: str = "1e-3:3:0,1e-3:3:1,1e-3:1:0,1e-2:3:0"
+                 ) -> tuple[list[str], dict[str, Any]]:
     xtr, ytr, _ = load_split("fashion-mnist", "train")
     xte, yte, _ = load_split("fashion-mnist", "test")
     if quick:
@@ -152,9 +153,14 @@ def fashion_mlps(epochs: int, quick: bool) -> tuple[list[str], dict[str, Any]]:
     opts = HashOptions(max_train=10000)
     notes: list[str] = []
     t = time.perf_counter()
-    raw = raw_baselines(xtr.flatten(1).numpy(), ytr.numpy(), xte.flatten(1).numpy(), yte.numpy(), 10, opts, notes)
+    if raw_given:  # the same computation, recorded from an earlier run's log (it takes ~25 min under load)
+        knn, lr_acc, km = (float(v) for v in raw_given.split(","))
+        raw = {"knn": knn, "lr": lr_acc, "kmeans": km}
+    else:
+        raw = raw_baselines(xtr.flatten(1).numpy(), ytr.numpy(), xte.flatten(1).numpy(), yte.numpy(), 10, opts,
+                            notes)
     log(f"fashion raw baselines: {time.perf_counter() - t:.0f}s {raw}")
-    runs = [(1e-3, 3, 0), (1e-3, 3, 1), (1e-3, 1, 0), (1e-2, 3, 0)]
+    runs = [(float(a), int(b), int(c)) for a, b, c in (r.split(":") for r in runs_spec.split(","))]
     results = []
     for lr, depth, seed in runs:
         t = time.perf_counter()
@@ -172,7 +178,8 @@ def fashion_mlps(epochs: int, quick: bool) -> tuple[list[str], dict[str, Any]]:
                      f"{f3(r['rr_test'], 4)} | {f3(r['kmeans_test'])} | {f3(r['knn_test'])} | {f3(r['lr_test'])} | "
                      f"{f3(r['net_test'])} |")
     lines.append(f"\nRaw pixels (same 10k training subset): k-NN {f3(raw['knn'])}, LR {f3(raw['lr'])}, K-Means "
-                 f"{f3(raw['kmeans'])}.\n")
+                 f"{f3(raw['kmeans'])}" + (" (recorded from the first run of this section with the same subset; "
+                                           "recomputing takes ~25 min under load)" if raw_given else "") + ".\n")
     main = [r for lr, d, _, r in results if lr == 1e-3 and d == 3]
     mean = {k: float(np.mean([r[k] for r in main])) for k in ("rr_test", "knn_test", "kmeans_test", "lr_test")}
     tg = {"rr_test<=0.001": mean["rr_test"] <= 0.001, "knn>=0.88": mean["knn_test"] >= 0.88,
@@ -198,10 +205,14 @@ def knn_kernel_vs_sklearn() -> list[str]:
     torch.manual_seed(0)
     model = mlp(784, 10, 3, 300)
     fit(model, xtr[:20000], ytr[:20000], TrainConfig(epochs=1, lr=1e-3, batch_size=64, seed=0))
-    res = analyse(model, xtr[:10000], ytr[:10000], xte[:2000], yte[:2000], find_gates(model),
-                  HashOptions(raw=False))
-    bits = res.report["bits_kept"]
-    tr, te = res.train_codes, res.test_codes
+    from dnnkit.probes.hashcodes.codes import compute_codes, constant_columns, keep_columns
+
+    gates = find_gates(model)
+    ctr, layout = compute_codes(model, xtr[:10000], gates)
+    cte, _ = compute_codes(model, xte[:2000], gates)
+    keep, _, _ = constant_columns([ctr.codes, cte.codes], layout.total)
+    bits = int(keep.sum())
+    tr, te = keep_columns(ctr.codes, layout.total, keep), keep_columns(cte.codes, layout.total, keep)
     t = time.perf_counter()
     ours = metrics.knn_hamming(tr, ytr[:10000].numpy(), te, 9, 10)
     t_ours = time.perf_counter() - t
@@ -306,7 +317,7 @@ def linear_interpret_section(control_epochs: int, quick: bool) -> tuple[list[str
     out: dict[str, Any] = {}
     lines = []
     for name, data, n_eval, n_speed in (("digits-cnn", "digits", 540, 540), ("fashion-cnn", "fashion-mnist", 1000,
-                                                                               200)):
+                                                                               100)):
         if quick:
             n_eval, n_speed = 100, 20
         xte, yte, classes = load_split(data, "test")
@@ -394,6 +405,8 @@ def main() -> None:
     ap.add_argument("--fashion-epochs", type=int, default=8)
     ap.add_argument("--digits-control-epochs", type=int, default=30)
     ap.add_argument("--fashion-control-epochs", type=int, default=2)
+    ap.add_argument("--fashion-raw", default="", help="knn,lr,kmeans of the raw-pixel baselines from an earlier run")
+    ap.add_argument("--fashion-runs", default="1e-3:3:0,1e-3:3:1,1e-3:1:0,1e-2:3:0", help="lr:depth:seed,...")
     ap.add_argument("--quick", action="store_true", help="tiny smoke run (numbers meaningless)")
     ap.add_argument("--only", default=",".join(SECTIONS),
                     help="sections to run now (others are taken from earlier runs' saved sections)")
@@ -407,7 +420,8 @@ def main() -> None:
         if name == "digits":
             lines, raw = digits_sweeps(args.quick)
         elif name == "fashion":
-            lines, raw = fashion_mlps(1 if args.quick else args.fashion_epochs, args.quick)
+            lines, raw = fashion_mlps(1 if args.quick else args.fashion_epochs, args.quick, args.fashion_raw,
+                                      args.fashion_runs)
         elif name == "knn":
             lines = knn_kernel_vs_sklearn()
         elif name == "li":

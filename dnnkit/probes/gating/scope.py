@@ -158,7 +158,7 @@ def _rep(t: torch.Tensor, k: int) -> torch.Tensor:
 def _derivative(module: nn.Module, z: torch.Tensor) -> torch.Tensor:
     with torch.enable_grad():
         zz = z.detach().clone().requires_grad_(True)
-        (g,) = torch.autograd.grad(module.forward(zz).sum(), zz)  # forward: no hooks
+        (g,) = torch.autograd.grad(module.forward(zz.clone()).sum(), zz)  # forward: no hooks; clone: in-place units
     return g.detach()
 
 

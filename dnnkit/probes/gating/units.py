@@ -31,8 +31,10 @@ def classify(module: nn.Module) -> str | None:
         return "maxpool"
     if isinstance(module, SMOOTH):
         return "smooth"
-    if isinstance(module, NORMS):
+    if type(module) in NORMS:  # exact types: subclasses (e.g. timm's LayerNorm2d) normalise other dims
         return "norm"
+    if isinstance(module, NORMS):
+        return "unsupported"
     if isinstance(module, UNSUPPORTED):
         return "unsupported"
     return None

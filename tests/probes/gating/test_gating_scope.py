@@ -143,3 +143,17 @@ def test_affine_model() -> None:
         assert not it.scope.modules
         f, c = it.bias(torch.randn(2, 4))
     assert torch.allclose(c, net[0].bias.expand(2, 3))
+
+
+def test_norm_subclass_and_inplace_smooth_unit() -> None:
+    class LayerNorm2d(nn.LayerNorm):
+        """Normalises the channel dim of NCHW maps (as timm's): not the last dims, so not frozen by the scope."""
+
+    with pytest.raises(InputError, match="LayerNorm2d"):
+        LinearScope(nn.Sequential(nn.Conv2d(1, 2, 1), LayerNorm2d(2)))
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 6), nn.SiLU(inplace=True), nn.Linear(6, 2)).eval()
+    x0 = torch.randn(3, 4)
+    with Interpreter(net) as it:
+        f, c, rows = affine_map(it, x0, 2)
+    assert torch.allclose((rows * x0[:, None]).sum(-1) + c, f, atol=1e-6)
