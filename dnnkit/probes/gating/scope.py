@@ -106,12 +106,17 @@ class LinearScope:
         if self._suspended:
             return None
         z = args[0]
-        if getattr(module, "inplace", False):
-            # an in-place unit runs on a scratch copy; the hook writes the result (replay included) into z
-            self._saved[id(module)] = z
-            return (z.clone(), *args[1:])
+        b, k = self.items, self.copies
+        if z.shape[0] != b * (1 + k):
+            raise RuntimeFailure(f"{type(module).__name__} saw a batch of {z.shape[0]} rows, expected "
+                                 f"{b} items + {b * k} copies; the model reshapes its batch")
         self._saved[id(module)] = z
-        return None
+        inplace = getattr(module, "inplace", False)
+        if k == 0:
+            return (z.clone(), *args[1:]) if inplace else None
+        # the unit itself runs on the items only (its action on the copies is the frozen one); an in-place
+        # unit gets a scratch copy and the hook writes the whole result into z
+        return (z[:b].clone() if inplace else z[:b], *args[1:])
 
     def _make_hook(self, kind: str):  # noqa: ANN202
         act = {"relu": _relu_piece, "maxpool": _maxpool_switch, "smooth": self._smooth, "norm": _norm_frozen}[kind]
@@ -121,15 +126,11 @@ class LinearScope:
                 return output
             z = self._saved.pop(id(module))
             b, k = self.items, self.copies
-            if z.shape[0] != b * (1 + k):
-                raise RuntimeFailure(f"{type(module).__name__} saw a batch of {z.shape[0]} rows, expected "
-                                     f"{b} items + {b * k} copies; the model reshapes its batch")
-            if k == 0:
-                return output
             inplace = getattr(module, "inplace", False)
-            zz = z.clone() if inplace else z  # z itself is overwritten below for in-place units
-            z0, z1 = zz[:b].detach(), zz[b:]
-            full = torch.cat([output[:b], act(module, z0, z1, k)], dim=0)
+            full = output
+            if k:
+                zz = z.clone() if inplace else z  # z itself is overwritten below for in-place units
+                full = torch.cat([output, act(module, zz[:b].detach(), zz[b:], k)], dim=0)
             if inplace:
                 z.copy_(full)  # in-place semantics: later users of the input see the result, as without the scope
                 return z

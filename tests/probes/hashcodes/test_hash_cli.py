@@ -29,7 +29,7 @@ def test_zoo_model_report_and_codes(digits_mlp_ref: str, tmp_path: Path) -> None
     assert r["bits_total"] == 256 * 4 + 128 and 0 < r["bits_kept"] <= r["bits_total"]
     assert r["n_train"] + r["n_test"] == 1797
     assert 0 <= r["rr_test"] <= 1 and r["unique_test"] <= r["n_test"]
-    assert r["knn_test"] > 0.8 and r["lr_test"] > 0.8 and r["raw"]["knn"] > 0.9
+    assert r["knn_test"] > 0.6 and r["lr_test"] > 0.6 and r["raw"]["knn"] > 0.8  # 200 training codes
     assert [layer["calls"] for layer in r["layers"]] == [1] * 5
     saved = np.load(out / "codes.npz", allow_pickle=False)
     assert saved["test"].shape == (r["n_test"], (r["bits_kept"] + 7) // 8)
@@ -39,7 +39,8 @@ def test_zoo_model_report_and_codes(digits_mlp_ref: str, tmp_path: Path) -> None
 
 def test_width_sweep(tmp_path: Path) -> None:
     code, stdout, stderr = run("hash-codes", "--sweep", "width", "--data", "digits", "--widths", "3,40",
-                               "--epochs", "3", "--seeds", "1", "--no-raw", "--json", "-o", str(tmp_path / "sw"))
+                               "--epochs", "3", "--seeds", "1", "--no-raw", "--max-train", "300", "--kmeans-init", "1",
+                               "--json", "-o", str(tmp_path / "sw"))
     assert code == 0, stderr
     rows = {row["x"]: row["mean"] for row in json.loads(stdout)["sweep"]["rows"]}
     assert set(rows) == {3, 40}
