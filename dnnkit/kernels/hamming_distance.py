@@ -2,7 +2,7 @@
 
 Codes are rows of uint8 bytes (``numpy.packbits`` layout, N x ceil(B/8)); the distance between a
 row of ``a`` and a row of ``b`` is the number of differing bits. The reference works on any
-device with a 256-entry popcount table; the Triton kernel views the bytes as int32 words (rows
+device (int64 words, SWAR popcount); the Triton kernel views the bytes as int32 words (rows
 padded to a multiple of 4 bytes) and counts bits with the SWAR popcount, one tile of pairs per
 program. Both return int32 (M x N).
 """
@@ -21,7 +21,6 @@ from dnnkit.kernels.dispatch import register_op, triton_interpret_enabled
 BLOCK_M = 32
 BLOCK_N = 32
 BLOCK_K = 8  # int32 words per step
-_POPCOUNT = torch.tensor([bin(i).count("1") for i in range(256)], dtype=torch.int32)
 
 
 def _check(a: Any, b: Any) -> None:
@@ -36,17 +35,32 @@ def _check(a: Any, b: Any) -> None:
 
 
 def hamming_distance_torch(a: torch.Tensor, b: torch.Tensor, *, chunk: int = 1 << 22) -> torch.Tensor:
-    """Reference: popcount table over XORed bytes, chunked over rows of `a` to bound memory."""
+    """Reference: XOR of 64-bit words and a SWAR popcount, chunked over rows of `a` to bound memory."""
     _check(a, b)
-    table = _POPCOUNT.to(a.device)
-    m, n, w = a.shape[0], b.shape[0], a.shape[1]
+    m, n = a.shape[0], b.shape[0]
     out = torch.empty((m, n), dtype=torch.int32, device=a.device)
-    rows = max(1, chunk // max(1, n * w))
-    bl = b.long()
+    aw, bw = _words64(a), _words64(b)
+    rows = max(1, chunk // max(1, n * aw.shape[1]))
     for s in range(0, m, rows):
-        x = a[s:s + rows].long()[:, None, :] ^ bl[None, :, :]
-        out[s:s + rows] = table[x].sum(-1, dtype=torch.int32)
+        x = aw[s:s + rows, None, :] ^ bw[None, :, :]
+        out[s:s + rows] = _popcount64(x).sum(-1, dtype=torch.int32)
     return out
+
+
+def _words64(t: torch.Tensor) -> torch.Tensor:
+    """uint8 rows padded to a multiple of 8 bytes, viewed as int64 words."""
+    pad = (-t.shape[1]) % 8
+    if pad:
+        t = torch.nn.functional.pad(t, (0, pad))
+    return t.contiguous().view(torch.int64)
+
+
+def _popcount64(x: torch.Tensor) -> torch.Tensor:
+    """Bits set per int64 (SWAR; arithmetic shifts are harmless under the masks, the count fits in a byte)."""
+    x = x - ((x >> 1) & 0x5555555555555555)
+    x = (x & 0x3333333333333333) + ((x >> 2) & 0x3333333333333333)
+    x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0F
+    return (x * 0x0101010101010101) >> 56
 
 
 def _words(t: torch.Tensor) -> torch.Tensor:
