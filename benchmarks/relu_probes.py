@@ -459,10 +459,12 @@ def main() -> None:
         f"Script: `benchmarks/relu_probes.py` (the `.venv` Python), `torch.set_num_threads(1)`, {platform.machine()} "
         "CPU, 2 shared cores with up to 8 other jobs running (timings are noisy; ratios are measured within one "
         "run). Each section below names the command that produced it and when.", "",
-        "Scaled to fit the time: digits width sweeps use widths 3, 20, 40, 100, 200 for depth 1 and 60, 300 for "
-        "depth 3 (2 seeds, 100 epochs); Fashion-MNIST MLPs train fewer epochs than the spec's 15 (see the "
-        "section's command), with 2 seeds only for the target configuration (lr 1e-3, 3x100); the bias-free "
-        "controls are retrained with the zoo recipe for the epochs named in their column. The digits split here is "
+        "Scaled to fit the time (the machine ran at a load average of about 25 on 2 cores during these runs): "
+        "digits width sweeps use widths 3, 40, 200 for depth 1 and 300 for depth 3 (spec: 7 + 2 widths; 2 seeds, "
+        "100 epochs), the epochs sweep snapshots 0, 1, 10, 100 and the samples sweep n = 10, 100, all (one seed "
+        "each); Fashion-MNIST MLPs train 3 epochs (spec: 15), only the 3x100 configurations; the bias-free "
+        "controls are retrained with the zoo recipe for the epochs named in their column (fashion-cnn: 1 epoch "
+        "instead of the zoo's 4). The digits split here is "
         "the foundation's fixed stratified 70/30 split (1257/540), not the spec's 75/25; the zoo CNNs are the "
         "foundation's (digits-cnn: 3 conv + 2 max-pool, no BN; fashion-cnn: a small ResNet with BN, residuals and "
         "max-pool), not the spec's layouts, so figures differ from the spec's first measurements.", "",

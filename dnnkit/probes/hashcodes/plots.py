@@ -52,6 +52,7 @@ def sweep_png(sweep: dict[str, Any], path: Path, title: str) -> None:
         bottom.set_xscale("log")
     if kind == "epochs" and len(xs) > 1:
         bottom.set_xscale("symlog", linthresh=1)
+        bottom.set_xlim(left=0, right=xs.max() * 1.1)
     bottom.set_xlabel({"width": "hidden units (total)", "epochs": "epoch", "samples": "training examples"}[kind])
     top.set_title(title, fontsize=10)
     fig.tight_layout()
