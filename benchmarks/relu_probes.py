@@ -382,6 +382,20 @@ def linear_interpret_section(control_epochs: int, quick: bool) -> tuple[list[str
     return lines, out
 
 
+def speed_section() -> list[str]:
+    """Rows speed alone (re-runnable without retraining the controls)."""
+    lines = ["| model | images x classes | all rows, batched | one backward per (image, class) | speed-up | "
+             "torch.func vmap(jacrev) | max abs difference to the loop |", "|---|---|---|---|---|---|---|"]
+    for name, data, n in (("digits-cnn", "digits", 540), ("fashion-cnn", "fashion-mnist", 100)):
+        xte, _, _ = load_split(data, "test")
+        sp = speed(load_model(f"zoo:{name}").model.eval(), xte[:n])
+        log(f"{name} speed: {sp}")
+        lines.append(f"| zoo:{name} | {n} x 10 | {sp['batched_s']:.2f} s | {sp['loop_s']:.2f} s | "
+                     f"**{sp['speedup']:.1f}x** {mark(sp['speedup'] >= 10)} (target >= 10x) | {sp['func_s']:.2f} s | "
+                     f"{sp['agree']:.1e} |")
+    return lines
+
+
 def timm_check() -> list[str]:
     """Both probes on a randomly initialised timm resnet18 (structure only: BN, residuals, in-place ReLU, max-pool)."""
     ref = "timm:resnet18?num_classes=10&in_chans=1"
@@ -403,13 +417,14 @@ def timm_check() -> list[str]:
             f"(random weights: structure check only)."]
 
 
-SECTIONS = ("digits", "fashion", "knn", "li", "timm")
+SECTIONS = ("digits", "fashion", "knn", "li", "speed", "timm")
 TITLES = {
     "digits": "## Hash codes on digits (MLP family, Adam lr 1e-2, no BN)",
     "fashion": "## Hash codes on Fashion-MNIST (MLPs; k-NN/LR on a 10k stratified training subset, K-Means on the "
                "10k test codes)",
     "knn": "## Packed Hamming k-NN against sklearn",
     "li": "## Linear interpreters: y = A(x) x + c(x)",
+    "speed": "## All rows of A in one pass against a per-row backward loop",
     "timm": "## timm CNN (structural check)",
 }
 
@@ -441,6 +456,8 @@ def main() -> None:
         elif name == "li":
             lines, raw = linear_interpret_section({"digits-cnn": args.digits_control_epochs,
                                                    "fashion-cnn": args.fashion_control_epochs}, args.quick)
+        elif name == "speed":
+            lines = speed_section()
         elif name == "timm":
             lines = timm_check()
         else:

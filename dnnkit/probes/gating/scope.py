@@ -61,6 +61,7 @@ class LinearScope:
         self._handles: list[Any] = []
         self._saved: dict[int, torch.Tensor] = {}
         self._suspended = False
+        self.self_frozen = False  # with copies == 0: units apply their own frozen action (value f, gradient A^T)
 
     @contextlib.contextmanager
     def suspended(self) -> Iterator[None]:
@@ -131,6 +132,9 @@ class LinearScope:
             if k:
                 zz = z.clone() if inplace else z  # z itself is overwritten below for in-place units
                 full = torch.cat([output, act(module, zz[:b].detach(), zz[b:], k)], dim=0)
+            elif self.self_frozen:  # same values as the unit; autograd then sees the frozen (affine) action
+                zz = z.clone() if inplace else z
+                full = act(module, zz.detach(), zz, 1)
             if inplace:
                 z.copy_(full)  # in-place semantics: later users of the input see the result, as without the scope
                 return z

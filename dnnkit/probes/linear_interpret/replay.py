@@ -1,8 +1,9 @@
 """The linear interpreter F_x0(x) = A(x0) x + c(x0): forward (A x + c), backward (A^T v), rows, columns.
 
-Everything runs as one batch [x0; copies] through the model inside a `LinearScope`: all rows of a
-batch of items come from one forward and one backward (the transpose of a linear map is its
-backward pass), c(x0) is F_x0(0), a column is F_x0(e_p) - c.
+Forward maps run as one batch [x0; copies] through the model inside a `LinearScope`: c(x0) is
+F_x0(0), a column is F_x0(e_p) - c. Rows are A^T e_k (the transpose of a linear map is its backward
+pass): one forward of the items with every unit applying its own frozen action, then all K
+backward passes batched with vmap.
 """
 
 from __future__ import annotations
@@ -67,13 +68,27 @@ class Interpreter:
         return f.detach(), y1[:, 0].detach(), grad.reshape(b, k, *x0.shape[1:])
 
     def rows(self, x0: torch.Tensor, outs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(f, c, rows): rows[i, k] = row outs[i, k] of A(x_i), all from one forward and one backward."""
+        """(f, c, rows): rows[i, k] = row outs[i, k] of A(x_i).
+
+        One forward of the items in which every unit applies its own frozen action (same values as the
+        network, gradient A^T), then the K backward passes batched with vmap; c from one pass of zero copies.
+        """
         b, k = outs.shape
-        x1 = torch.zeros(b * k, *x0.shape[1:], dtype=x0.dtype, device=x0.device, requires_grad=True)
-        with torch.enable_grad():
-            f, y1 = self._pass(x0, x1, k)
-            (grad,) = torch.autograd.grad(y1.gather(2, outs.to(x0.device)[..., None]).sum(), x1)
-        return f.detach(), y1[:, 0].detach(), grad.reshape(b, k, *x0.shape[1:])
+        f, c = self.bias(x0)
+        x = x0.detach().clone().requires_grad_(True)
+        self.scope.items, self.scope.copies, self.scope.self_frozen = b, 0, True
+        try:
+            with torch.enable_grad():
+                y = logits_of(self.model(x)).reshape(b, -1)
+        finally:
+            self.scope.self_frozen = False
+        vs = torch.zeros(k, b, y.shape[1], dtype=y.dtype, device=y.device)
+        vs.scatter_(2, outs.to(y.device).t()[..., None], 1.0)
+        try:
+            (grads,) = torch.autograd.grad(y, x, vs, is_grads_batched=True)
+        except RuntimeError:  # an op without a batching rule: one backward per output slot
+            grads = torch.stack([torch.autograd.grad(y, x, v, retain_graph=True)[0] for v in vs])
+        return f, c, grads.transpose(0, 1).contiguous()
 
     def columns(self, x0: torch.Tensor, positions: list[int]) -> torch.Tensor:
         """A(x0) e_p for flat input positions p: (B, P, n_out)."""
