@@ -412,7 +412,7 @@ def timm_check() -> list[str]:
             f"{max(i.fields['jacobian_error'] for i in items):.1e}, "
             f"linearity residual {summary['linearity_error']:.1e}. "
             f"hash-codes on 1000/500 Fashion-MNIST images: {len(r['layers'])} gate modules, "
-            f"{sum(layer['calls'] for layer in r['layers'])} calls (in-place ReLUs reused inside blocks), "
+            f"{sum(layer['calls'] for layer in r['layers'])} calls (one per module; in-place ReLUs read by pre-hooks), "
             f"{r['bits_total']} bits, {r['bits_kept']} kept, RR test {f3(r['rr_test'])}, k-NN {f3(r['knn_test'])} "
             f"(random weights: structure check only)."]
 
