@@ -36,6 +36,8 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("lowrank", "lowrank", "lowrank_command"),
     ("swap-projection", "swap_projection", "app"),
     ("prune", "prune", "prune_command"),
+    ("hash-codes", "hash_codes", "hash_codes_command"),
+    ("linear-interpret", "linear_interpret", "linear_interpret_command"),
 ]
 
 
