@@ -59,7 +59,7 @@ def _kernels(interpret: bool) -> Any:
     def bcos_linear_kernel(x_ptr, w_ptr, out_ptr, norm_ptr, M, N, K, b_minus_1,
                            stride_xm, stride_xk, stride_wn, stride_wk, stride_om, stride_on,
                            MODE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-                           BLOCK_K: tl.constexpr):
+                           BLOCK_K: tl.constexpr, PRECISION: tl.constexpr):
         # One (BLOCK_M x BLOCK_N) output tile: accumulate x @ w^T and sum x^2 over the same x tiles,
         # then scale by (|lin| / ||x||)^(B-1). MODE 0: B = 1; 1: B = 2; 2: general B.
         pid_m = tl.program_id(0)
@@ -75,7 +75,7 @@ def _kernels(interpret: bool) -> Any:
             wm = (rn[:, None] < N) & (kk[None, :] < K)
             xt = tl.load(x_ptr + rm[:, None] * stride_xm + kk[None, :] * stride_xk, mask=xm, other=0.0)
             wt = tl.load(w_ptr + rn[:, None] * stride_wn + kk[None, :] * stride_wk, mask=wm, other=0.0)
-            acc += tl.dot(xt, tl.trans(wt), out_dtype=tl.float32)
+            acc += tl.dot(xt, tl.trans(wt), out_dtype=tl.float32, input_precision=PRECISION)
             xf = xt.to(tl.float32)
             sq += tl.sum(xf * xf, axis=1)
         norm = tl.sqrt(sq) + 1e-12
@@ -109,7 +109,10 @@ def _launch(x2: torch.Tensor, weight: torch.Tensor, b: float) -> tuple[torch.Ten
     with torch.cuda.device(x2.device) if x2.device.type == "cuda" else contextlib.nullcontext():
         kernel[grid](x2, weight, out, norms, m, n, k, float(b - 1),
                      x2.stride(0), x2.stride(1), weight.stride(0), weight.stride(1), out.stride(0), out.stride(1),
-                     MODE=mode, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_K=BLOCK_K)
+                     MODE=mode, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_K=BLOCK_K,
+                     # fp32 stays fp32 ("ieee"): TF32 gave 1e-3 relative error on an H100, which would
+                     # break the completeness of B-cos explanations; fp16 uses the tensor cores as usual.
+                     PRECISION="ieee" if x2.dtype == torch.float32 else "tf32")
     return out, norms
 
 
@@ -169,7 +172,8 @@ def _kernel_covers(x: Any, weight: Any, *args: Any, **kwargs: Any) -> bool:
             and x.dtype == weight.dtype and x.dim() >= 1 and x.shape[-1] > 0 and x.numel() > 0)
 
 
-_OP = register_op("bcos_linear", bcos_linear_torch, bcos_linear_triton, triton_supports=_kernel_covers)
+_OP = register_op("bcos_linear", bcos_linear_torch, bcos_linear_triton, triton_supports=_kernel_covers,
+                  use_in_auto=False)
 
 
 def bcos_linear(x: torch.Tensor, weight: torch.Tensor, b: float, detach: bool = False) -> torch.Tensor:

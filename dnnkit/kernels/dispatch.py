@@ -134,10 +134,12 @@ class Op:
     torch_impl: Callable[..., Any]
     triton_impl: Callable[..., Any] | None = None
     triton_supports: Callable[..., bool] | None = None
+    use_in_auto: bool = True
 
     def backend(self, *args: Any, **kwargs: Any) -> str:
         """The backend a call with these arguments would use."""
-        if kernel_mode() == "torch" or self.triton_impl is None:
+        mode = kernel_mode()
+        if mode == "torch" or self.triton_impl is None or (mode == "auto" and not self.use_in_auto):
             return "torch"
         if self.triton_supports is not None and not self.triton_supports(*args, **kwargs):
             return "torch"
@@ -164,16 +166,19 @@ def register_op(
     triton_impl: Callable[..., Any] | None = None,
     *,
     triton_supports: Callable[..., bool] | None = None,
+    use_in_auto: bool = True,
 ) -> Op:
     """Register ``name -> (torch_impl, triton_impl)`` and return the `Op` (callable, dispatching).
 
     Registering a name again from the same module (a reload) replaces it; from another module it
-    is an error, so two op modules cannot silently shadow each other.
+    is an error, so two op modules cannot silently shadow each other. ``use_in_auto=False`` keeps an
+    op on the reference under ``DNNKIT_KERNELS=auto`` (its kernel did not beat PyTorch where measured,
+    docs/benchmarks/kernels.md); ``DNNKIT_KERNELS=triton`` still runs the kernel.
     """
     old = _REGISTRY.get(name)
     if old is not None and old.torch_impl.__module__ != torch_impl.__module__:
         raise ValueError(f"kernel op {name!r} is already registered by {old.torch_impl.__module__}")
-    op = Op(name, torch_impl, triton_impl, triton_supports)
+    op = Op(name, torch_impl, triton_impl, triton_supports, use_in_auto)
     _REGISTRY[name] = op
     return op
 

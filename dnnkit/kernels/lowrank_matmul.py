@@ -137,7 +137,8 @@ def _kernel_covers(x: Any, down: Any, up: Any, bias: Any = None) -> bool:
     return not needs_grad
 
 
-_OP = register_op("lowrank_linear", lowrank_linear_torch, lowrank_linear_triton, triton_supports=_kernel_covers)
+_OP = register_op("lowrank_linear", lowrank_linear_torch, lowrank_linear_triton, triton_supports=_kernel_covers,
+                  use_in_auto=False)
 
 
 def lowrank_linear(x: torch.Tensor, down: torch.Tensor, up: torch.Tensor,

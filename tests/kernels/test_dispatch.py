@@ -165,3 +165,11 @@ def test_ops_load_on_demand() -> None:
     assert "tensor_stats" in d.available_ops()
     assert d.get_op("tensor_stats").name == "tensor_stats"
     assert d.dispatch("tensor_stats", torch.tensor([1.0, -2.0])).l1 == 3.0
+
+
+def test_op_kept_off_auto_runs_reference_unless_forced(fake_triton, kernel_env, scratch_ops) -> None:
+    op = d.register_op("scratch_slow_kernel", lambda x: "torch", lambda x: "triton", use_in_auto=False)
+    fake_triton.cuda = True
+    assert op(torch.zeros(1)) == "torch"
+    kernel_env.setenv("DNNKIT_KERNELS", "triton")
+    assert op(torch.zeros(1)) == "triton"
