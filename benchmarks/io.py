@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from _common import machine_note, table, write_doc  # noqa: E402
 SNIPPETS = {
     "baseline: python + import torch": "import torch\n",
     "safetensors safe_open: keys + shapes": (
-        "from safetensors import safe_open\n"
+        "import torch\nfrom safetensors import safe_open\n"
         "t, c = time.perf_counter(), time.process_time()\n"
         "with safe_open(PATH, framework='pt') as f:\n"
         "    shapes = {k: f.get_slice(k).get_shape() for k in f.keys()}\n"
@@ -39,7 +40,7 @@ SNIPPETS = {
         "s = sum(float(v.sum()) for v in d.values())\n"
         "elapsed, cpu = time.perf_counter() - t, time.process_time() - c\n"),
     "dnnkit load_tensors (validated)": (
-        "from dnnkit.models.safetensors_io import load_tensors\n"
+        "import torch\nfrom dnnkit.models.safetensors_io import load_tensors\n"
         "t, c = time.perf_counter(), time.process_time()\n"
         "d = load_tensors(PATH)\n"
         "s = sum(float(v.sum()) for v in d.values())\n"
@@ -85,6 +86,7 @@ def main() -> None:
     ap.add_argument("--gigabytes", type=float, default=1.0)
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
+    load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "large.safetensors"
         make_file(path, args.gigabytes)
@@ -114,8 +116,9 @@ def main() -> None:
 {machine_note()}. Each row is the median of {args.repeats} fresh subprocesses, run interleaved; wall
 and CPU time are the operation's alone inside the process (imports done before), peak RSS (VmHWM) is
 the whole process; the baseline row is Python plus `import torch` (dnnkit's header-only path never
-imports torch, hence its row below the baseline). The machine was shared with other heavy jobs
-(load average ~10 on 2 cores): wall times are noisy, CPU times and memory are the figures to read.
+imports torch, hence its row below the baseline; every other row imports torch before its timer
+starts). Load average on the 2 cores at the start of the run: {load:.1f}; wall times are noisy on a
+shared machine, CPU times and memory are the figures to read.
 File: {size_mb:.0f} MB of fp32 tensors ({int(args.gigabytes * 1024)} tensors of 512x512).
 
 {table(["operation", "wall (ms)", "CPU (ms)", "peak RSS (MB)", "RSS over baseline (MB)"], rows)}
@@ -123,7 +126,7 @@ File: {size_mb:.0f} MB of fp32 tensors ({int(args.gigabytes * 1024)} tensors of 
 - `inspect` (header-only) / safetensors' own header read: **{ratio_inspect:.3f}x** the CPU time. It reads
   no tensor data and never imports torch, so its memory stays flat however large the file is.
 - dnnkit's validated load / `safetensors.torch.load_file`: **{ratio_load:.2f}x** the CPU time (both read
-  and sum every tensor; the extra is the header validation, which parses the header once more).
+  and sum every tensor; dnnkit validates the header first, a few milliseconds).
 - `dnnkit --help`: **{help_s * 1000:.0f} ms** wall (median), against {py_s * 1000:.0f} ms for `python -c pass`;
   it imports neither torch nor rich (a test checks this).
 
