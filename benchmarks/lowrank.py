@@ -355,7 +355,13 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
                              f"{min(r['ranks'].values())}-{max(r['ranks'].values())}" for r in mm["rows"])
             lines += ["- Maestro on MiniLM (report-only in the spec): FFN "
                       + "; ".join(f"P {r['P']} {r['cos_mean']:.3f}" for r in mm["rows"])
-                      + " mean cosine (no target); setup below.", ""]
+                      + " mean cosine (no target); above "
+                      + "; ".join(f"P {r['P']}: " + (", ".join(n for k, n in (("svd", "SVD"), ("asvd", "ASVD"),
+                                                                               ("whiten", "whitening"))
+                                                       if r["cos_mean"] > by[(k, "FFN", r["P"])]["cos_mean"])
+                                                     or "none")
+                                  for r in mm["rows"] if ("svd", "FFN", r["P"]) in by)
+                      + ". Setup below.", ""]
             lines += [f"Maestro column (FFN matrices only; attention not run): ONE Maestro training from the "
                       "pretrained model (balanced SVD split at full rank; ranks after progressive shrinking "
                       f"{min(mm['final_ranks'].values())}-{max(mm['final_ranks'].values())}; "
@@ -367,7 +373,8 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
                       "greedily, lowest importance / (m + n) first, so ranks differ per matrix, unlike the uniform "
                       f"SVD-family rows; no retraining per P): {kept}. Full-rank trained model: cosine "
                       f"{mm['full_rank']['cos_mean']:.3f} ({mm['full_rank']['cos_min']:.3f}), "
-                      f"{mm['full_rank']['nn']:.2f}. Budget far below the paper's (a few hundred steps, scaled "
+                      f"{mm['full_rank']['nn']:.2f} (it drifted from the dense model; the loss saw only sampled "
+                      "sub-models, no `--full-pass`). Budget far below the paper's (a few hundred steps, scaled "
                       "down to fit the time); the spec's init from the whitened split is not implemented (balanced "
                       "SVD split of the dense weight instead)."
                       + (f" Warnings: {'; '.join(mm['warnings'])}." if mm["warnings"] else ""), ""]
