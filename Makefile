@@ -6,6 +6,7 @@ setup:
 
 # Set everything up, then run the main job on a built-in default model.
 demo: setup
+	mkdir -p out
 	.venv/bin/dnnkit prune zoo:digits-cnn --ratio 0.7 --layer-adaptive --data digits -o out/digits-cnn-pruned.safetensors --force
 
 # Set everything up, then lint and run the test suite.
