@@ -1,5 +1,5 @@
 # The two quick-start commands of the README.
-.PHONY: setup demo test lint
+.PHONY: setup demo test
 
 setup:
 	@bash scripts/setup.sh
