@@ -103,26 +103,12 @@ def dataset_sha256(records: list[dict[str, Any]]) -> str:
 
 def load_qa_jsonl(path: str | Path, require_gold: bool) -> list[dict[str, Any]]:
     """Read and validate a QA JSONL file; every problem names its line number."""
+    from dnnkit.data.qa import load_jsonl
+
     path = Path(path)
     if not path.is_file():
         raise InputError(f"data file {str(path)!r} does not exist")
-    records: list[dict[str, Any]] = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{where}: not valid JSON ({exc.msg})") from exc
-            if not isinstance(rec, dict):
-                raise InputError(f"{where}: each line must be a JSON object")
-            _check_record(rec, where, require_gold)
-            records.append(rec)
-    if not records:
-        raise InputError(f"{path}: the dataset is empty")
-    return records
+    return load_jsonl(path, required=(), check=lambda rec, where: _check_record(rec, where, require_gold)).records
 
 
 def _check_record(rec: dict[str, Any], where: str, require_gold: bool) -> None:

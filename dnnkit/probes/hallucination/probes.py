@@ -135,6 +135,19 @@ def fit_probe(kind: str, x: np.ndarray, y: np.ndarray, groups: np.ndarray | None
     raise ValueError(f"unknown probe kind {kind!r}")
 
 
+def _train_epoch(net: Any, opt: Any, loss_fn: Any, xt: Any, yt: Any, gen: Any, batch: int = 32) -> None:
+    """One shuffled pass of mini-batch training of a one-logit probe network."""
+    import torch
+
+    net.train()
+    perm = torch.randperm(len(xt), generator=gen)
+    for i in range(0, len(perm), batch):
+        b = perm[i:i + batch]
+        opt.zero_grad()
+        loss_fn(net(xt[b])[:, 0], yt[b]).backward()
+        opt.step()
+
+
 def _fit_mlp(z: np.ndarray, y: np.ndarray, norm: Standardiser, groups: np.ndarray | None, seed: int,
              max_epochs: int, patience: int) -> Probe:
     import torch
@@ -154,13 +167,7 @@ def _fit_mlp(z: np.ndarray, y: np.ndarray, norm: Standardiser, groups: np.ndarra
     xv = torch.from_numpy(z[va]) if len(va) else None
     for _ in range(max_epochs):
         epochs += 1
-        net.train()
-        perm = torch.randperm(len(xt), generator=gen)
-        for i in range(0, len(perm), 32):
-            b = perm[i:i + 32]
-            opt.zero_grad()
-            loss_fn(net(xt[b])[:, 0], yt[b]).backward()
-            opt.step()
+        _train_epoch(net, opt, loss_fn, xt, yt, gen)
         if xv is None:
             continue
         net.eval()
@@ -189,12 +196,6 @@ def _fit_saplma(z: np.ndarray, y: np.ndarray, norm: Standardiser, seed: int) -> 
     gen = torch.Generator().manual_seed(seed)
     loss_fn = torch.nn.BCEWithLogitsLoss()
     for _ in range(5):
-        net.train()
-        perm = torch.randperm(len(xt), generator=gen)
-        for i in range(0, len(perm), 32):
-            b = perm[i:i + 32]
-            opt.zero_grad()
-            loss_fn(net(xt[b])[:, 0], yt[b]).backward()
-            opt.step()
+        _train_epoch(net, opt, loss_fn, xt, yt, gen)
     net.eval()
     return Probe("saplma", norm, net=net)
