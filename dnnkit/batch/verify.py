@@ -22,25 +22,11 @@ RESULT_SUFFIX = ".result.json"
 RECORD_KIND = "dnnkit-batch-result"
 
 
-def input_files(reference: str) -> list[Path]:
-    """The weight files whose sha256 a dnnkit command records as `source.sha256` (empty if none)."""
-    from dnnkit.models.registry import hf_weight_files, resolve
-
-    ref = resolve(reference)
-    if ref.kind in ("safetensors", "gguf", "legacy"):
-        return [ref.path]
-    if ref.kind == "hf-dir":
-        files = hf_weight_files(ref.path)
-        config = ref.path / "config.json"
-        return files + [config] if config.is_file() else files
-    return []
-
-
 def input_sha256(reference: str) -> str | None:
     """sha256 of a reference's weight files, computed as the model registry does (None when it has no files)."""
-    from dnnkit.models.registry import files_sha256
+    from dnnkit.models.registry import files_sha256, source_files
 
-    files = input_files(reference)
+    files = source_files(reference)
     return files_sha256(files) if files else None
 
 

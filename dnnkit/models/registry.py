@@ -86,6 +86,18 @@ def files_sha256(files: list[Path]) -> str:
     return h.hexdigest()
 
 
+def source_files(ref: str | ModelRef) -> list[Path]:
+    """The files whose sha256 a checkpoint records as `source.sha256` (empty for a model built from a name)."""
+    ref = resolve(ref)
+    if ref.kind in ("safetensors", "gguf", "legacy"):
+        return [ref.path]
+    if ref.kind == "hf-dir":
+        config = ref.path / "config.json"
+        files = hf_weight_files(ref.path)
+        return files + [config] if config.is_file() else files
+    return []
+
+
 def resolve(ref: str | ModelRef, progress: ProgressReporter | None = None) -> ModelRef:
     """Parse a reference and turn `zoo:NAME` into the file or folder behind it."""
     ref = ref if isinstance(ref, ModelRef) else parse_reference(ref)
