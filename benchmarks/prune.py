@@ -502,8 +502,16 @@ def minilm_target(res: dict[str, Any]) -> str:
 
 
 SMOL_ROW = ("| perplexity of SmolLM2-135M at 30/50/70 % (uniform, global, LAMP, rd) | smollm2-135m | not run | missed "
-            "| the CNN runs took the session's time on the loaded machine; rd on a causal LM also lacks the spec's "
-            "LM-head shortcut (full V-wide logits) |")
+            "| run `python benchmarks/prune_smollm2.py` (see its docstring) |")
+SMOL_JSON = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "prune-smollm2.json"
+
+
+def reinsert_smollm2(path: Path) -> None:
+    """Put the SmolLM2 section (from `prune_smollm2.py --json`) back into a page this script rewrote."""
+    if SMOL_JSON.exists():
+        import prune_smollm2  # the sibling script; benchmarks/ is on sys.path when run as a script
+
+        prune_smollm2.insert_section(path, json.loads(SMOL_JSON.read_text()))
 
 
 def insert_minilm(path: Path, res: dict[str, Any]) -> None:
@@ -517,7 +525,7 @@ def insert_minilm(path: Path, res: dict[str, Any]) -> None:
         if skip:
             continue
         if line.startswith("| perplexity of SmolLM2-135M"):
-            out += [SMOL_ROW, minilm_target(res)]
+            out += [line, minilm_target(res)]
         elif line.startswith("| embedding cosine of MiniLM"):
             continue
         else:
@@ -525,6 +533,7 @@ def insert_minilm(path: Path, res: dict[str, Any]) -> None:
     at = next((i for i, x in enumerate(out) if x.startswith("## DP time on SmolLM2")), len(out))
     out[at:at] = minilm_lines(res)
     path.write_text("\n".join(out).rstrip("\n") + "\n")
+    reinsert_smollm2(path)
 
 
 def main() -> None:
@@ -653,7 +662,8 @@ def write_markdown(path: Path, rows: list[dict[str, Any]], costs: dict[str, list
     if dp:
         lines += ["## DP time on SmolLM2-135M shapes", "",
                   "The 210 block Linear weights of `zoo:smollm2-135m` (shapes read from the GGUF header), 101 levels "
-                  "up to the 0.99 cap, synthetic monotone curves (real SmolLM2 curves did not fit the time here), "
+                  "up to the 0.99 cap, synthetic monotone curves (real SmolLM2 curves were measured at 11 levels only, "
+                  "see `## zoo:smollm2-135m`; 101 levels would take about 10 times as long), "
                   "bucketed DP (U = 20 000) plus the exact top-up.", "",
                   "| sparsity | layers | weights | unit q | DP + top-up wall (s) | CPU time (s) | target < 10 s (CPU) "
                   "| topped up | exact count |",
@@ -666,6 +676,7 @@ def write_markdown(path: Path, rows: list[dict[str, Any]], costs: dict[str, list
         lines.append("")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
+    reinsert_smollm2(path)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ levels) without redundant work:
   modules return their cached outputs instead of computing, so only the suffix runs;
 * level batching: the cached inputs are repeated G times and the perturbed layer applies the g-th
   variant to the g-th copy (a batched matmul for Linear, a loop for Conv), so the suffix runs once
-  over G*N rows.
+  over G*N rows;
+* LM head: with a `HeadShortcut` (causal LMs whose head is not perturbed) the meter compares final
+  hidden states and turns them into the exact logit error through W_h^T W_h (see `lm_head`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +27,7 @@ import torch
 from torch import nn
 
 from dnnkit.evaluate import Inputs
+from dnnkit.surgery.prune.lm_head import HeadShortcut
 from dnnkit.surgery.prune.masks import magnitude_ranks
 
 ACTIVATION_BUDGET = 4_000_000  # floats per batched forward; big batches of small convs run slower
@@ -44,6 +48,15 @@ def forward_y(model: nn.Module, task: str, inputs: Inputs) -> torch.Tensor:
         mask = inputs.attention_mask.unsqueeze(-1).to(hidden.dtype)
         return ((hidden * mask).sum(1) / mask.sum(1).clamp_min(1)).float()
     return out.logits.float()
+
+
+@torch.no_grad()
+def reference_outputs(model: nn.Module, task: str, inputs: Inputs, batch: int,
+                      head: HeadShortcut | None = None) -> torch.Tensor:
+    """Y on `inputs` in chunks of `batch`: the model output, or its final hidden states under `head`."""
+    model.eval()
+    with head.hidden_outputs() if head is not None else nullcontext():
+        return torch.cat([forward_y(model, task, inputs.slice(i, i + batch)) for i in range(0, len(inputs), batch)])
 
 
 def per_sample_error(y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -130,8 +143,11 @@ class DistortionMeter:
     """Measures output distortion of weight variants of one layer at a time (see module doc)."""
 
     def __init__(self, model: nn.Module, task: str, inputs: Inputs, reference: torch.Tensor, layer_names: list[str],
-                 objective: str = "mean", batch_size: int = 256, reuse: bool = True) -> None:
+                 objective: str = "mean", batch_size: int = 256, reuse: bool = True,
+                 head: HeadShortcut | None = None) -> None:
+        """`reference` is Y on `inputs` (from `reference_outputs` with the same `head`)."""
         self.model, self.task, self.inputs, self.reference = model, task, inputs, reference
+        self.head = head
         self.objective = objective
         self.modules = dict(model.named_modules())
         self.layer_modules = [n[: -len(".weight")] if n.endswith(".weight") else n for n in layer_names]
@@ -143,6 +159,13 @@ class DistortionMeter:
         self.per_row_floats = 1
         self._trace_structure(reuse)
         self.full_pass_seconds = self._reference_pass()
+
+    def _forward(self, inputs: Inputs) -> torch.Tensor:
+        with self.head.hidden_outputs() if self.head is not None else nullcontext():
+            return forward_y(self.model, self.task, inputs)
+
+    def _errors(self, y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.head.per_sample_error(y_hat, y) if self.head is not None else per_sample_error(y_hat, y)
 
     # -- structure and reference pass -------------------------------------------------------------
     def _trace_structure(self, reuse: bool) -> None:
@@ -177,7 +200,7 @@ class DistortionMeter:
             handles.append(mod.register_forward_hook(post(name)))
         try:
             with torch.no_grad():
-                y = forward_y(self.model, self.task, self.inputs.slice(0, rows))
+                y = self._forward(self.inputs.slice(0, rows))
         finally:
             for h in handles:
                 h.remove()
@@ -220,13 +243,13 @@ class DistortionMeter:
             handles.append(self.modules[name].register_forward_hook(hook))
         try:
             for a, b in self._chunks():
-                forward_y(self.model, self.task, self.inputs.slice(a, b))
+                self._forward(self.inputs.slice(a, b))
         finally:
             for h in handles:
                 h.remove()
         t0 = time.perf_counter()  # a second, plain pass: the naive per-level cost, without hooks or warm-up
         for a, b in self._chunks():
-            forward_y(self.model, self.task, self.inputs.slice(a, b))
+            self._forward(self.inputs.slice(a, b))
         return time.perf_counter() - t0
 
     # -- measuring ----------------------------------------------------------------------------------
@@ -270,12 +293,12 @@ class DistortionMeter:
                     reps = 1 if name in dead else groups
                     self.modules[name].forward = (lambda *args, _o=cached, _g=reps, _n=n, **kw: _repeat(_o, _g, _n))
                 try:
-                    y_hat = forward_y(self.model, self.task, _repeat_inputs(self.inputs.slice(a, b), groups))
+                    y_hat = self._forward(_repeat_inputs(self.inputs.slice(a, b), groups))
                 finally:
                     for name in patched:
                         del self.modules[name].forward
                 self.stats.suffix_rows += n * groups
-                err = per_sample_error(y_hat, self.reference[a:b].repeat(groups, *([1] * (y_hat.dim() - 1))))
+                err = self._errors(y_hat, self.reference[a:b].repeat(groups, *([1] * (y_hat.dim() - 1))))
                 errors.append(err.reshape(groups, n))
         finally:
             del module.forward
@@ -285,7 +308,7 @@ class DistortionMeter:
     @torch.no_grad()
     def measure_model(self) -> float:
         """Distortion of the model as it is now (one full pass), against the reference."""
-        parts = [per_sample_error(forward_y(self.model, self.task, self.inputs.slice(a, b)), self.reference[a:b])
+        parts = [self._errors(self._forward(self.inputs.slice(a, b)), self.reference[a:b])
                  for a, b in self._chunks()]
         return reduce_errors(torch.cat(parts), self.objective)
 

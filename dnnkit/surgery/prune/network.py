@@ -11,8 +11,9 @@ import torch
 from dnnkit.errors import InputError
 from dnnkit.progress import ProgressReporter, or_null
 from dnnkit.surgery.prune.allocate import allocate
-from dnnkit.surgery.prune.curves import Curves, forward_y
+from dnnkit.surgery.prune.curves import Curves, forward_y, reference_outputs
 from dnnkit.surgery.prune.layers import PrunableLayer, network_weight_names, scan_layers, select_layers
+from dnnkit.surgery.prune.lm_head import head_shortcut
 from dnnkit.surgery.prune.rd import RDOutcome, apply_zeros, rd_allocate
 from dnnkit.surgery.prune.run import PruneOptions, layer_rows, sparsity_warnings, step_ratios
 
@@ -147,7 +148,8 @@ def prune_network(loaded: Any, layers: list[PrunableLayer], opts: PruneOptions,
     for j, r in enumerate(ratios, 1):
         step: dict[str, Any] = {"step": j, "ratio": r}
         if opts.method == "rd":
-            reference = _outputs(model, task, calib, opts.batch_size if calib.kind == "images" else 8)
+            head = head_shortcut(model, task, [n.removesuffix(".weight") for n in names], calib)
+            reference = reference_outputs(model, task, calib, opts.batch_size if calib.kind == "images" else 8, head)
             key = f"{j}"
             cached = (curves_cache or {}).get(key) if opts.steps == 1 else None
             outcome: RDOutcome = rd_allocate(model, task, calib, reference, cur, r, levels=opts.levels,
@@ -155,7 +157,7 @@ def prune_network(loaded: Any, layers: list[PrunableLayer], opts: PruneOptions,
                                              batch_size=opts.batch_size, iterative=j > 1 or any(layer.zeros for
                                                                                                  layer in cur),
                                              refine=opts.refine if j == len(ratios) else 0, curves=cached,
-                                             progress=progress)
+                                             progress=progress, head=head)
             if curves_cache is not None and opts.steps == 1:
                 curves_cache[key] = outcome.curves
             zeros = outcome.zeros
@@ -170,6 +172,7 @@ def prune_network(loaded: Any, layers: list[PrunableLayer], opts: PruneOptions,
                                         "rho": outcome.rho, "objective": opts.objective, "rounds": outcome.rounds,
                                         "refine_start": outcome.start if opts.refine else None,
                                         "curve_reuse": outcome.curves.reuse, "dp_unit": outcome.unit,
+                                        "lm_head_shortcut": head.name if head is not None else None,
                                         "topped_up": outcome.topped_up,
                                         "full_pass_s": outcome.curves.full_pass_seconds,
                                         "curve_passes": outcome.curves.naive_passes}

@@ -16,6 +16,7 @@ from dnnkit.surgery.prune.allocate import allocate
 from dnnkit.surgery.prune.curves import Curves, DistortionMeter, grid_options, layer_variants, measure_curves
 from dnnkit.surgery.prune.dp import LayerOptions, choose_unit, predicted_sum, solve
 from dnnkit.surgery.prune.layers import PrunableLayer
+from dnnkit.surgery.prune.lm_head import HeadShortcut
 from dnnkit.surgery.prune.masks import keep_mask
 
 
@@ -76,8 +77,9 @@ def solve_allocation(curves: Curves, survivors: int, dp_units: int | None) -> tu
 def rd_allocate(model: nn.Module, task: str, calib: Any, reference: torch.Tensor, layers: list[PrunableLayer],
                 ratio: float, *, levels: int, cap: float, objective: str, dp_units: int | None, batch_size: int,
                 iterative: bool = False, refine: int = 0, curves: Curves | None = None,
-                progress: Any = None) -> RDOutcome:
-    """Curves (or reuse `curves`), DP, masks applied to `model`, additivity check, optional refine."""
+                progress: Any = None, head: HeadShortcut | None = None) -> RDOutcome:
+    """Curves (or reuse `curves`), DP, masks applied to `model`, additivity check, optional refine.
+    `reference` is Y on `calib` from `reference_outputs` with the same `head` (the LM-head shortcut)."""
     names = [layer.name for layer in layers]
     params = dict(model.named_parameters())
     weights = {n: params[n].detach().clone() for n in names}
@@ -87,7 +89,7 @@ def rd_allocate(model: nn.Module, task: str, calib: Any, reference: torch.Tensor
     if round(ratio * total) > max(reachable, sum(layer.zeros for layer in layers)):
         raise InputError(f"--ratio {ratio:.4f} is unreachable under the per-layer cap {cap}: the largest reachable "
                          f"is {reachable / total:.4f}", hint="lower --ratio or raise --max-layer-sparsity")
-    meter = DistortionMeter(model, task, calib, reference, names, objective, batch_size)
+    meter = DistortionMeter(model, task, calib, reference, names, objective, batch_size, head=head)
     if curves is None:
         options = layer_options(layers, levels, cap, iterative)
         curves = measure_curves(meter, weights, options, {layer.name: layer.zeros for layer in layers}, progress)
@@ -98,7 +100,7 @@ def rd_allocate(model: nn.Module, task: str, calib: Any, reference: torch.Tensor
     outcome = RDOutcome(zeros, curves, dp_s, unit, topped, predicted, measured)
     if refine > 0:
         refine_allocation(model, task, calib, reference, layers, weights, outcome, rounds=refine, levels=levels,
-                          cap=cap, objective=objective, batch_size=batch_size, progress=progress)
+                          cap=cap, objective=objective, batch_size=batch_size, progress=progress, head=head)
     return outcome
 
 
@@ -110,7 +112,8 @@ def _measure_allocation(meter: DistortionMeter, params: dict[str, nn.Parameter],
 
 def refine_allocation(model: nn.Module, task: str, calib: Any, reference: torch.Tensor, layers: list[PrunableLayer],
                       weights: dict[str, torch.Tensor], outcome: RDOutcome, *, rounds: int, levels: int, cap: float,
-                      objective: str, batch_size: int, window: int = 5, progress: Any = None) -> None:
+                      objective: str, batch_size: int, window: int = 5, progress: Any = None,
+                      head: HeadShortcut | None = None) -> None:
     """The additivity correction (new in dnnkit): start from the best measured of DP, LAMP and ERK
     at the same budget; each round re-measure every layer moved within +-W grid steps with the
     others held, solve the DP on those deltas (a trust region), accept only if D_meas falls."""
@@ -118,7 +121,7 @@ def refine_allocation(model: nn.Module, task: str, calib: Any, reference: torch.
     params = dict(model.named_parameters())
     total = sum(layer.n for layer in layers)
     ratio_p = total - (total - sum(outcome.zeros))
-    meter = DistortionMeter(model, task, calib, reference, names, objective, batch_size)
+    meter = DistortionMeter(model, task, calib, reference, names, objective, batch_size, head=head)
     starts = {"dp": (outcome.zeros, outcome.measured)}
     fresh = [PrunableLayer(layer.name, layer.shape, layer.zeros) for layer in layers]
     for method in ("lamp", "erk"):
@@ -131,7 +134,7 @@ def refine_allocation(model: nn.Module, task: str, calib: Any, reference: torch.
     survivors = total - sum(current)
     for r in range(1, rounds + 1):
         apply_zeros(params, weights, names, current)
-        meter = DistortionMeter(model, task, calib, reference, names, objective, batch_size)
+        meter = DistortionMeter(model, task, calib, reference, names, objective, batch_size, head=head)
         opts: list[LayerOptions] = []
         for i, layer in enumerate(layers):
             step = layer.n / (levels - 1)
