@@ -178,3 +178,18 @@ def test_hf_folder_stays_loadable_by_transformers(tmp_path: Path) -> None:
     assert sum(int((params[r["name"]] == 0).sum()) for r in data["layers"]) == data["pruned"]
     assert not any("embeddings" in r["name"] for r in data["layers"])
     assert (out / "dnnkit.json").is_file()
+
+
+@pytest.mark.parametrize("exclude_head", [False, True])
+def test_rd_on_causal_lm_takes_the_head_shortcut_unless_the_head_is_pruned(tmp_path: Path,
+                                                                           exclude_head: bool) -> None:
+    from tests.probes.hallucination.conftest import build_tiny_lm
+
+    src = build_tiny_lm(tmp_path / "lm")
+    extra = ["--exclude", "lm_head.*"] if exclude_head else []
+    code, data, err = _run(str(src), "--ratio", "0.5", "--layer-adaptive", "--data", "wiki", "--calib", "4",
+                           "--levels", "5", "--limit", "2", "--dry-run", "--json", *extra)
+    assert code == 0, err
+    assert data["additivity"]["lm_head_shortcut"] == ("lm_head" if exclude_head else None)
+    assert data["pruned"] == round(0.5 * data["total"])
+    assert ("lm_head.weight" in {r["name"] for r in data["layers"]}) != exclude_head
