@@ -106,11 +106,12 @@ def load_curves(setup: Setup, cache: Path) -> Curves:
 
 
 @torch.no_grad()
-def held_out(setup: Setup, model: torch.nn.Module, dense_hidden: torch.Tensor | None) -> dict[str, Any]:
+def held_out(setup: Setup, model: torch.nn.Module, head: HeadShortcut,
+             dense_hidden: torch.Tensor | None) -> dict[str, Any]:
     """Perplexity on the test tokens and, given the dense final hidden states, the mean squared logit
     error to the dense model (exact via the head's Gram matrix); one pass."""
     captured: list[torch.Tensor] = []
-    handle = setup.head.module.register_forward_hook(lambda mod, args, out: captured.append(args[0].detach()))
+    handle = head.module.register_forward_hook(lambda mod, args, out: captured.append(args[0].detach()))
     total, count = 0.0, 0
     try:
         for i in range(0, len(setup.test), 8):
@@ -124,19 +125,19 @@ def held_out(setup: Setup, model: torch.nn.Module, dense_hidden: torch.Tensor | 
     hidden = torch.cat(captured)
     out = {"perplexity": math.exp(total / count), "hidden": hidden}
     if dense_hidden is not None:
-        out["logit_mse"] = float(setup.head.per_sample_error(hidden, dense_hidden).mean())
+        out["logit_mse"] = float(head.per_sample_error(hidden, dense_hidden).mean())
     return out
 
 
-def calib_mse(setup: Setup, model: torch.nn.Module) -> float:
+def calib_mse(setup: Setup, model: torch.nn.Module, head: HeadShortcut) -> float:
     """The rd objective on the calibration tokens for any allocation (mean squared logit error)."""
-    h = reference_outputs(model, "causal-lm", setup.calib, 8, setup.head)
-    return float(setup.head.per_sample_error(h, setup.calib_ref).mean())
+    h = reference_outputs(model, "causal-lm", setup.calib, 8, head)
+    return float(head.per_sample_error(h, setup.calib_ref).mean())
 
 
 def run(setup: Setup, curves: Curves, log: Any) -> dict[str, Any]:
     """Every method at every ratio: perplexity, logit MSE (test and calibration), exact count, layer spread."""
-    dense = held_out(setup, setup.dense, None)
+    dense = held_out(setup, setup.dense, setup.head, None)
     dense_hidden = dense.pop("hidden")
     log(f"dense perplexity {dense['perplexity']:.3f}")
     rows: list[dict[str, Any]] = []
@@ -146,22 +147,24 @@ def run(setup: Setup, curves: Curves, log: Any) -> dict[str, Any]:
             t0 = time.perf_counter()
             model = copy.deepcopy(setup.dense)
             params = dict(model.named_parameters())
+            head = head_shortcut(model, "causal-lm", [n.removesuffix(".weight") for n in setup.names], setup.calib)
+            assert head is not None  # the copy's own head (the shortcut patches a module instance)
             info: dict[str, Any] = {}
             if method == "rd":
                 out = rd_allocate(model, "causal-lm", setup.calib, setup.calib_ref, setup.layers, ratio,
                                   levels=len(CFG["levels"]), cap=CFG["cap"], objective="mean", dp_units=None,
-                                  batch_size=8, curves=curves, head=setup.head)
+                                  batch_size=8, curves=curves, head=head)
                 zeros = out.zeros
                 info = {"rho": out.rho, "dp_s": out.dp_seconds, "dp_unit": out.unit, "topped_up": out.topped_up,
                         "predicted": out.predicted}
             else:
                 zeros = allocate(method, setup.layers, ratio, lambda n, p=params: p[n].detach(), None)
                 apply_zeros(params, {n: params[n].detach().clone() for n in setup.names}, setup.names, zeros)
-            res = held_out(setup, model, dense_hidden)
+            res = held_out(setup, model, head, dense_hidden)
             res.pop("hidden")
             got = sum(int((params[n] == 0).sum()) for n in setup.names)
             sparsity = [z / x.n for z, x in zip(zeros, setup.layers, strict=True)]
-            rows.append({"method": method, "ratio": ratio, **res, "calib_mse": calib_mse(setup, model),
+            rows.append({"method": method, "ratio": ratio, **res, "calib_mse": calib_mse(setup, model, head),
                          "achieved": got / total, "exact": got == round(ratio * total),
                          "max_layer": max(sparsity), "min_layer": min(sparsity),
                          "by_kind": _by_kind(setup.names, zeros, setup.layers),

@@ -147,6 +147,8 @@ class DistortionMeter:
                  head: HeadShortcut | None = None) -> None:
         """`reference` is Y on `inputs` (from `reference_outputs` with the same `head`)."""
         self.model, self.task, self.inputs, self.reference = model, task, inputs, reference
+        if head is not None and not any(m is head.module for m in model.modules()):
+            raise ValueError("the HeadShortcut belongs to another model (build it with head_shortcut(model, ...))")
         self.head = head
         self.objective = objective
         self.modules = dict(model.named_modules())

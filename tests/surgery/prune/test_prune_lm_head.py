@@ -110,3 +110,15 @@ def test_rd_allocate_with_shortcut_matches_full_logits() -> None:
     assert short.zeros == full.zeros
     assert short.measured == pytest.approx(full.measured, rel=1e-4)
     assert short.predicted == pytest.approx(full.predicted, rel=1e-4)
+
+
+def test_meter_refuses_a_head_of_another_model() -> None:
+    import copy
+
+    model, inputs = _tiny_llama(), _inputs()
+    other = copy.deepcopy(model)
+    head = head_shortcut(other, "causal-lm", [], inputs)
+    assert head is not None
+    ref = reference_outputs(other, "causal-lm", inputs, 4, head)
+    with pytest.raises(ValueError, match="another model"):
+        DistortionMeter(model, "causal-lm", inputs, ref, _block_weights(model), "mean", batch_size=4, head=head)
