@@ -3,6 +3,7 @@ additivity check; plus the `--refine` correction (spec section 4)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -62,6 +63,27 @@ def layer_options(layers: list[PrunableLayer], levels: int, cap: float, iterativ
     return out
 
 
+def floor_existing_zeros(curves: Curves, layers: list[PrunableLayer]) -> Curves:
+    """Curves whose options never count fewer zeros than a layer already has (zeros are never revived,
+    and a weight that is already 0 costs nothing to prune): options below are raised to the existing
+    count with D = 0. Matters for curves from elsewhere (the `curves=` argument, a cache) on weights
+    with exact zeros, e.g. dequantised GGUF tensors."""
+    have = {layer.name: layer.zeros for layer in layers}
+    zeros, dist = [], []
+    for name, zs, ds in zip(curves.names, curves.zeros, curves.distortion, strict=True):
+        floor = have.get(name, 0)
+        merged = {floor: 0.0}
+        for z, d in zip(zs, ds, strict=True):
+            if z > floor:
+                merged[z] = d
+        order = sorted(merged)
+        zeros.append(order)
+        dist.append([merged[z] for z in order])
+    if zeros == curves.zeros:
+        return curves
+    return dataclasses.replace(curves, zeros=zeros, distortion=dist)
+
+
 def solve_allocation(curves: Curves, survivors: int, dp_units: int | None) -> tuple[list[int], float, int, int, float]:
     """DP over the curves; returns (zeros, seconds, unit, topped_up, predicted sum)."""
     opts = [LayerOptions(name, n, [n - z for z in zs], ds)
@@ -94,6 +116,7 @@ def rd_allocate(model: nn.Module, task: str, calib: Any, reference: torch.Tensor
         options = layer_options(layers, levels, cap, iterative)
         curves = measure_curves(meter, weights, options, {layer.name: layer.zeros for layer in layers}, progress)
         curves.levels = levels
+    curves = floor_existing_zeros(curves, layers)
     zeros, dp_s, unit, topped, predicted = solve_allocation(curves, survivors, dp_units)
     apply_zeros(params, weights, names, zeros)
     measured = meter.measure_model()

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import nn
 
 from dnnkit.evaluate import Inputs
-from dnnkit.surgery.prune.curves import DistortionMeter, forward_y, layer_variants, per_sample_error, reduce_errors
+from dnnkit.surgery.prune.curves import (
+    DistortionMeter,
+    forward_y,
+    layer_variants,
+    measure_curves,
+    per_sample_error,
+    reduce_errors,
+)
 from dnnkit.surgery.prune.layers import PrunableLayer
 from dnnkit.surgery.prune.rd import rd_allocate
 
@@ -114,3 +123,31 @@ def test_reuse_equals_naive_on_tiny_transformers(family: str) -> None:
                 want.append(reduce_errors(per_sample_error(forward_y(model, task, inputs), ref), "mean"))
             params[name].copy_(orig)
         assert got == pytest.approx(want, rel=1e-4, abs=1e-8)
+
+
+def test_reused_curves_count_existing_zeros_exactly() -> None:
+    """Curves measured from level 0 (a cache, the `curves=` argument) on weights that already hold exact
+    zeros: the DP must not count those layers as dense, or the achieved count overshoots."""
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 3)).eval()
+    with torch.no_grad():
+        model[2].weight[:3] = 0.0  # 48 natural zeros
+    inputs = Inputs("images", torch.randn(32, 6))
+    with torch.no_grad():
+        ref = model(inputs.x)
+    names = [n for n, p in model.named_parameters() if n.endswith("weight")]
+    meter = DistortionMeter(model, "classifier", inputs, ref, names, "mean", batch_size=32)
+    params = dict(model.named_parameters())
+    weights = {n: params[n].detach().clone() for n in names}
+    options = {n: [d * weights[n].numel() // 10 for d in range(10)] for n in names}  # from 0, ignoring the zeros
+    curves = measure_curves(meter, weights, options)
+    curves.distortion[1] = [0.0] + [1e6] * 9  # make the DP keep that layer at its lowest option
+    layers = [PrunableLayer(n, tuple(params[n].shape), int((params[n] == 0).sum())) for n in names]
+    assert layers[1].zeros == 48
+    for ratio in (0.2, 0.4):  # above the 48 / 400 existing zeros
+        m = copy.deepcopy(model)
+        out = rd_allocate(m, "classifier", inputs, ref, layers, ratio, levels=10, cap=0.99, objective="mean",
+                          dp_units=None, batch_size=32, curves=curves)
+        total = sum(layer.n for layer in layers)
+        got = sum(int((p == 0).sum()) for n, p in m.named_parameters() if n in names)
+        assert sum(out.zeros) == got == round(ratio * total)
