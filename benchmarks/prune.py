@@ -313,8 +313,10 @@ def target_lines(rows: list[dict[str, Any]], costs: dict[str, list[dict[str, Any
                 rd_max = _mean_of(rows, "max_layer", model=model, regime=regime, ratio=ratio, method="rd")
                 o_max = _mean_of(rows, "max_layer", model=model, regime=regime, ratio=ratio, method=other)
                 rho = _mean_of(rows, "rho", model=model, regime=regime, ratio=ratio, method="rd")
-                why = "" if ok else (f"rd's most pruned layer {100 * rd_max:.1f} % vs {other}'s {100 * o_max:.1f} %, "
-                                     f"final-step ρ {rho:.2f}; inside the spread or behind")
+                where = ("ahead, but inside the paired spread (a win needs mean > 2 SD)" if mu > 0 else
+                         "behind" if mu < -2 * sd else "behind, inside the paired spread")
+                why = "" if ok else (f"{where}; rd's most pruned layer {100 * rd_max:.1f} % vs {other}'s "
+                                     f"{100 * o_max:.1f} %, final-step ρ {rho:.2f}")
                 lines.append(f"| {label} beats {other} at {100 * ratio:.3g} % | {model} | {mu:+.2f} ± {sd:.2f} "
                              f"(n={len(d)}) | {'met' if ok else 'missed'} | {why} |")
         for regime in ("one-shot", "ft"):
@@ -628,12 +630,12 @@ def merge(args: Any) -> None:
     for part in args.merge.split(","):
         data = json.loads(Path(part).read_text())
         rows += data["rows"]
-        for name, cost in data["costs"].items():
-            costs.setdefault(name, []).extend(cost)
+        spec_only = {r["regime"] for r in data["rows"]} == {"iterative-spec"}
+        for name, cost in data["costs"].items():  # the spec regime's first-step curves stay out of the cost table
+            costs.setdefault(name, []).extend([] if spec_only else cost)
         dp = data["dp"] or dp
         dense.update(data["dense"])
         seconds += data.get("seconds", 0.0)
-        spec_only = {r["regime"] for r in data["rows"]} == {"iterative-spec"}
         for name in data["costs"]:
             seen = [r["seed"] for r in data["rows"] if r["model"] == name]
             if not spec_only:  # the seeds of the scaled-down regimes; the spec regime states its own
