@@ -303,6 +303,20 @@ def target_row(res: dict[str, Any]) -> str:
             "spread, so no win is claimed; see `## zoo:smollm2-135m` |")
 
 
+COST_ROW = "| curves ≤ 0.6× naive passes | smollm2-135m |"
+
+
+def cost_row(res: dict[str, Any]) -> str:
+    """The curve-cost target on SmolLM2 (naive = full-logit passes when the head factor was timed)."""
+    c, h = res["curves"], res.get("head_timing")
+    headless = c["curves_s"] / c["naive_s"]
+    ratio = headless / h["factor"] if h else headless
+    against = (f"{ratio:.2f}× full-logit passes ({headless:.2f}× passes timed without the head)" if h else
+               f"{ratio:.2f}× passes timed without the head")
+    return (f"{COST_ROW} {against} | {'met' if ratio <= 0.6 else 'missed'} | {c['passes']} levels, two shards on "
+            "the 2 cores; the naive method computes full logits |")
+
+
 def insert_section(path: Path, res: dict[str, Any]) -> None:
     """Replace the SmolLM2 target row and (re)insert the section before the DP timing section."""
     out: list[str] = []
@@ -312,7 +326,10 @@ def insert_section(path: Path, res: dict[str, Any]) -> None:
             skip = line.startswith(PAGE_SECTION)
         if skip:
             continue
-        out.append(target_row(res) if line.startswith("| perplexity of SmolLM2-135M") else line)
+        if line.startswith("| perplexity of SmolLM2-135M"):
+            out += [target_row(res), cost_row(res)]
+        elif not line.startswith(COST_ROW):
+            out.append(line)
     at = next((i for i, x in enumerate(out) if x.startswith("## DP time on SmolLM2")), len(out))
     out[at:at] = page_lines(res)
     path.write_text("\n".join(out).rstrip("\n") + "\n")
