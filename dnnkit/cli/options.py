@@ -28,3 +28,4 @@ ArchOpt = Annotated[str | None, typer.Option("--arch", help="Architecture for a 
 ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="torch CPU threads (default: $DNNKIT_THREADS or "
                                                                      "torch's default; 1 is often fastest on "
                                                                      "small models).", min=1)]
+SeqLenOpt = Annotated[int, typer.Option("--seq-len", help="Tokens per block for text.", min=2)]

@@ -20,6 +20,7 @@ from dnnkit.cli.options import (
     OutputOpt,
     QuietOpt,
     SeedOpt,
+    SeqLenOpt,
     ThreadsOpt,
     VerboseOpt,
 )
@@ -40,7 +41,9 @@ def prune_command(
                                                              help="Per-layer sparsity cap (rd: default 0.99; "
                                                                   "baselines: none unless given).")] = None,
     data: DataOpt = None,
-    calib: Annotated[int, typer.Option("--calib", help="Calibration samples for rd curves.", min=1)] = 256,
+    calib: Annotated[int, typer.Option("--calib", help="Calibration samples for rd curves (text: token blocks).",
+                                       min=1)] = 256,
+    seq_len: SeqLenOpt = 64,
     seed: SeedOpt = 0,
     objective: Annotated[str, typer.Option("--objective", help="rd distortion: mean or worst-case.")] = "mean",
     levels: Annotated[int, typer.Option("--levels", help="Sparsity levels per layer for rd curves.")] = 101,
@@ -86,7 +89,7 @@ def prune_command(
     opts = PruneOptions(ratio=ratio, method=method, include=list(include or []), exclude=list(exclude or []),
                         cap=max_layer_sparsity, data=data, calib=calib, seed=seed, objective=objective,
                         levels=levels, dp_units=units, steps=steps, refine=refine, finetune_epochs=finetune_epochs,
-                        lr=lr, format=fmt, batch_size=batch_size, eval_limit=limit)
+                        lr=lr, format=fmt, batch_size=batch_size, eval_limit=limit, seq_len=seq_len)
     validate_options(opts)
     if output is None and not dry_run:
         raise InputError("missing -o/--output", hint="name the pruned file (or pass --dry-run)")

@@ -20,6 +20,7 @@ from dnnkit.cli.options import (
     OutputOpt,
     QuietOpt,
     SeedOpt,
+    SeqLenOpt,
     ThreadsOpt,
     VerboseOpt,
 )
@@ -46,7 +47,6 @@ LimitOpt = Annotated[int | None, typer.Option("--limit", help="Train on at most 
 EvalLimitOpt = Annotated[int | None, typer.Option("--eval-limit", help="Evaluate on at most this many samples "
                                                                         "(default: all images, 64 token blocks).",
                                                   min=1)]
-SeqLenOpt = Annotated[int, typer.Option("--seq-len", help="Tokens per block for text.", min=2)]
 NoStdOpt = Annotated[bool, typer.Option("--no-standardize", help="Do not standardise layer inputs (x - mu) / sigma.")]
 NoPlotsOpt = Annotated[bool, typer.Option("--no-plots", help="Write no PNG.")]
 

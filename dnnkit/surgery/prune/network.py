@@ -132,6 +132,8 @@ def prune_network(loaded: Any, layers: list[PrunableLayer], opts: PruneOptions,
             digest = hashlib.sha256(calib.x.contiguous().numpy().tobytes()).hexdigest()[:16]
             report["calibration"] = {"data": opts.data, "split": "train", "samples": len(calib), "seed": opts.seed,
                                      "sha256": digest}
+            if calib.kind != "images":
+                report["calibration"]["seq_len"] = int(calib.x.shape[1])
         test = load_inputs(loaded, opts.data, "test", opts.eval_limit or (None if task == "classifier" else 16),
                            opts.seed, opts.seq_len)
         if opts.finetune_epochs > 0:

@@ -188,8 +188,9 @@ def test_rd_on_causal_lm_takes_the_head_shortcut_unless_the_head_is_pruned(tmp_p
     src = build_tiny_lm(tmp_path / "lm")
     extra = ["--exclude", "lm_head.*"] if exclude_head else []
     code, data, err = _run(str(src), "--ratio", "0.5", "--layer-adaptive", "--data", "wiki", "--calib", "4",
-                           "--levels", "5", "--limit", "2", "--dry-run", "--json", *extra)
+                           "--levels", "5", "--limit", "2", "--seq-len", "12", "--dry-run", "--json", *extra)
     assert code == 0, err
     assert data["additivity"]["lm_head_shortcut"] == ("lm_head" if exclude_head else None)
+    assert data["calibration"]["samples"] == 4 and data["calibration"]["seq_len"] == 12
     assert data["pruned"] == round(0.5 * data["total"])
     assert ("lm_head.weight" in {r["name"] for r in data["layers"]}) != exclude_head
