@@ -286,6 +286,31 @@ def _paired(rows: list[dict[str, Any]], model: str, regime: str, ratio: float, m
             if theirs.get(r["seed"]) or fallback]
 
 
+def protocol_reading(rows: list[dict[str, Any]], models: list[str]) -> list[str]:
+    """Iterative rd vs LAMP, scaled-down 3-step runs beside the spec's 18-step protocol, per model."""
+    parts, behind = [], []
+    for model in models:
+        spec = sorted({r["ratio"] for r in rows if r["model"] == model and r["regime"] == "iterative-spec"})
+        if not spec:
+            continue
+        if _mean_sd(_paired(rows, model, "iterative-spec", spec[-1], "rd", "lamp"))[0] < 0:
+            behind.append(f"{model} at {100 * spec[-1]:.3g} %")
+        cells = []
+        for regime, ratio in (("iterative", 0.95), ("iterative-spec", spec[0]), ("iterative", 0.98),
+                              ("iterative-spec", spec[-1])):
+            mu, sd = _mean_sd(_paired(rows, model, regime, ratio, "rd", "lamp"))
+            steps = "3 steps" if regime == "iterative" else "spec"
+            cells.append(f"{100 * ratio:.3g} % ({steps}) {mu:+.2f} ± {sd:.2f}")
+        parts.append(f"{model}: " + ", ".join(cells))
+    if not parts:
+        return []
+    still = f" (it is still behind on {', '.join(behind)})" if behind else ""
+    return ["Reading, iterative rd minus LAMP (paired, points): " + "; ".join(parts) + ". With the spec's small "
+            "steps (20 % of the remainder, 5-epoch fine-tunes) the large 3-step losses at 98 % shrink, but nowhere "
+            f"does rd's lead over LAMP exceed twice the paired spread{still}: the issue's iterative targets are "
+            "missed, by the margins in the table."]
+
+
 def _seed_count(rows: list[dict[str, Any]], model: str, regime: str) -> int:
     return len({r["seed"] for r in rows if r["model"] == model and r["regime"] == regime})
 
@@ -661,7 +686,8 @@ def write_markdown(path: Path, rows: list[dict[str, Any]], costs: dict[str, list
              f"Date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC; threads: 1 (`torch.set_num_threads(1)`); "
              f"machine: {platform.machine()}, 2 shared cores under load from other jobs (times are ratios within "
              f"this run, not absolute speeds); {seconds / 60:.1f} min of process wall time in all (load average "
-             f"about 28 on the 2 cores during the run).", ""]
+             f"up to 28 on the 2 cores during the scaled-down regimes, about 2–3 during the spec-protocol "
+             f"iterative runs).", ""]
     for name in costs:
         cfg = CONFIG[name]
         lines += [f"## {name} (dense test accuracy {100 * dense[name]:.2f} %)", "",
@@ -699,7 +725,7 @@ def write_markdown(path: Path, rows: list[dict[str, Any]], costs: dict[str, list
             lines.append("")
         exact = all(r["exact"] for r in rows if r["model"] == name)
         lines += [f"Achieved sparsity equals the target to the weight in every run: {'yes' if exact else 'NO'}.", ""]
-    lines[5:5] = ["## Targets", "", *target_lines(rows, costs, dp), ""]
+    lines[5:5] = ["## Targets", "", *target_lines(rows, costs, dp), "", *protocol_reading(rows, list(costs)), ""]
     if dp:
         lines += ["## DP time on SmolLM2-135M shapes", "",
                   "The 210 block Linear weights of `zoo:smollm2-135m` (shapes read from the GGUF header), 101 levels "

@@ -325,7 +325,7 @@ def target_row(res: dict[str, Any]) -> str:
     note = ("one calibration subset, no spread, so no win is claimed" if subsets == 1 else
             f"in each of {subsets} calibration subsets (rd range shown); no fine-tune")
     return (f"| perplexity of SmolLM2-135M at 30/50/70 % (uniform, global, LAMP, rd) | smollm2-135m | "
-            f"{'; '.join(parts)} | met (measured) | rd lowest at {wins} of 3 ratios {note}; see "
+            f"{'; '.join(parts)} | met (measured) | rd lowest at {wins} of 3 ratios ({note}); see "
             "`## zoo:smollm2-135m` |")
 
 
