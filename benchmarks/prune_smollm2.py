@@ -92,6 +92,8 @@ def measure_shard(setup: Setup, shard: int, shards: int, cache: Path, log: Any) 
     params = dict(setup.dense.named_parameters())
     t0 = time.perf_counter()
     for k, name in enumerate(todo, 1):
+        if (cache / f"{name}.json").exists():  # another process measured it meanwhile
+            continue
         weight = params[name].detach().clone()
         c = measure_curves(meter, {name: weight}, {name: level_zeros(weight.numel())})
         tmp = cache / f"{name}.json.tmp"
