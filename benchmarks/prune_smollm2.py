@@ -219,7 +219,9 @@ def page_lines(res: dict[str, Any]) -> list[str]:
     c = res["curves"]
     lines = [f"{PAGE_SECTION} (perplexity, no fine-tune)", "",
              "Command: `python benchmarks/prune_smollm2.py --shard 0/2 & python benchmarks/prune_smollm2.py --shard "
-             "1/2 & wait; python benchmarks/prune_smollm2.py --json docs/benchmarks/prune-smollm2.json`  ",
+             "1/2 & wait; python benchmarks/prune_smollm2.py --json docs/benchmarks/prune-smollm2.json`"
+             + "".join(f"; then the same three with `--seed {k}` (rd only)" for k in sorted(res.get("extra_seeds", {})))
+             + "; `--time-head` for the head timing  ",
              f"Date: {res['date']}; threads: 1 per process (two curve shards in parallel on the 2 cores); machine: "
              f"{res['machine']}.", "",
              f"Pruned: the {res['layers']} block Linear weights ({res['weights']:,} weights; the tied embedding/head "
@@ -269,12 +271,13 @@ def seed_lines(res: dict[str, Any]) -> list[str]:
     per = {0: {r["ratio"]: r for r in res["rows"] if r["method"] == "rd"}}
     per.update({int(k): {r["ratio"]: r for r in v["rows"]} for k, v in extra.items()})
     lines = ["rd with other calibration subsets (`--seed S`: different 8 x 64 training tokens, new curves; the "
-             "data-free baselines do not depend on it):", "",
+             "data-free baselines do not depend on it). Cells: perplexity (held-out logit MSE; ρ).", "",
              "| sparsity | " + " | ".join(f"rd seed {k}" for k in sorted(per)) + " | best baseline |",
              "| --- |" + " --- |" * (len(per) + 1)]
     for x in CFG["ratios"]:
         base = min((r for r in res["rows"] if r["ratio"] == x and r["method"] != "rd"), key=lambda r: r["perplexity"])
-        cells = [f"{per[k][x]['perplexity']:.2f} (ρ {per[k][x]['rho']:.2f})" for k in sorted(per)]
+        cells = [f"{per[k][x]['perplexity']:.2f} ({per[k][x]['logit_mse']:.3g}; ρ {per[k][x]['rho']:.2f})"
+                 for k in sorted(per)]
         lines.append(f"| {100 * x:.0f} % | " + " | ".join(cells) + f" | {base['method']} {base['perplexity']:.2f} |")
     return [*lines, ""]
 
@@ -296,12 +299,12 @@ def reading(res: dict[str, Any]) -> list[str]:
     broken = [x for x in CFG["ratios"] if all(by[(m, x)]["perplexity"] > 40 * dense for m in CFG["methods"])]
     text = (f"Reading: rd has the lowest perplexity at {len(lowest)} of {len(CFG['ratios'])} ratios. ")
     if worse_mse:
-        text += ("Its own objective disagrees: at " + "; ".join(worse_mse) + " a baseline's allocation has the lower "
-                 "measured calibration logit MSE, and the lower held-out one. The additivity check shows the DP's "
-                 f"model of the error was off (ρ = {rho} at 30/50/70 %: summed single-layer errors under-predict the "
-                 "joint error). rd's lower perplexity there goes with a different spread of sparsity (`v_proj` kept "
-                 f"much denser: {v} % against 30/50/70 % overall), not with a lower mean squared logit error; which "
-                 "part of the spread matters was not tested. ")
+        text += ("Its own objective disagrees (seed-0 table): at " + "; ".join(worse_mse) + " a baseline's "
+                 "allocation has the lower measured calibration logit MSE, and the lower held-out one. The "
+                 f"additivity check shows the DP's model of the error was off (ρ = {rho} at 30/50/70 %: summed "
+                 "single-layer errors under-predict the joint error). rd's lower perplexity there goes with a "
+                 f"different spread of sparsity (`v_proj` kept much denser: {v} % against 30/50/70 % overall), not "
+                 "with a lower mean squared logit error; which part of the spread matters was not tested. ")
     if broken:
         text += (f"At {', '.join(f'{100 * x:.0f} %' for x in broken)} every method breaks the model (perplexity "
                  f"over 40x the dense {dense:.1f}); that row only ranks degrees of failure. ")
@@ -325,7 +328,7 @@ def target_row(res: dict[str, Any]) -> str:
         parts.append(f"{100 * ratio:.0f} %: rd {rd_txt} vs {best} {base[best]:.2f}")
     subsets = 1 + len(extra)
     note = ("one calibration subset, no spread, so no win is claimed" if subsets == 1 else
-            f"in each of {subsets} calibration subsets (rd range shown); no fine-tune")
+            f"in each of {subsets} calibration subsets, rd range shown; no fine-tune")
     return (f"| perplexity of SmolLM2-135M at 30/50/70 % (uniform, global, LAMP, rd) | smollm2-135m | "
             f"{'; '.join(parts)} | met (measured) | rd lowest at {wins} of 3 ratios ({note}); see "
             "`## zoo:smollm2-135m` |")
