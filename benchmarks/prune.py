@@ -5,6 +5,11 @@ DP time on SmolLM2-135M's 210 Linear shapes; and `--models minilm`: embedding co
 
     python benchmarks/prune.py [--models digits-cnn,fashion-cnn] [--seeds 3] [--out docs/benchmarks/prune.md]
     python benchmarks/prune.py --models minilm --json docs/benchmarks/prune-minilm.json
+    python benchmarks/prune.py --models digits-cnn --seeds 5 --regimes iterative-spec --skip-dp --json F.json
+
+`--regimes iterative-spec` is the spec's iterative protocol (20 % of the remainder per step, 5-epoch fine-tunes,
+read at steps 14 and 18); `--merge A.json,B.json,...` writes one page from several dumps. The SmolLM2 rows come
+from `benchmarks/prune_smollm2.py`.
 
 Seeds vary the calibration subset (rd) and the fine-tuning order, paired on the same trained zoo
 network. The data-free methods do not depend on the seed without fine-tuning.

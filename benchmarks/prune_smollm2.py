@@ -10,6 +10,10 @@ per layer; the final run reads the cache, measures what is missing, and writes t
 
     python benchmarks/prune_smollm2.py --shard 0/2 & python benchmarks/prune_smollm2.py --shard 1/2 & wait
     python benchmarks/prune_smollm2.py --json docs/benchmarks/prune-smollm2.json
+    python benchmarks/prune_smollm2.py --time-head --json docs/benchmarks/prune-smollm2.json   # naive-cost factor
+
+Another calibration subset for rd (new curves; the data-free baselines do not depend on it): the same shard
+commands and final run with `--seed 1`; its rows are added to the seed-0 dump and page.
 """
 
 from __future__ import annotations
