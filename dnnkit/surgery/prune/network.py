@@ -11,7 +11,7 @@ import torch
 from dnnkit.errors import InputError
 from dnnkit.progress import ProgressReporter, or_null
 from dnnkit.surgery.prune.allocate import allocate
-from dnnkit.surgery.prune.curves import Curves, forward_y, reference_outputs
+from dnnkit.surgery.prune.curves import Curves, reference_outputs
 from dnnkit.surgery.prune.layers import PrunableLayer, network_weight_names, scan_layers, select_layers
 from dnnkit.surgery.prune.lm_head import head_shortcut
 from dnnkit.surgery.prune.rd import RDOutcome, apply_zeros, rd_allocate
@@ -72,12 +72,6 @@ def _calibration(loaded: Any, opts: PruneOptions) -> Any:
     return load_inputs(loaded, opts.data, "train", opts.calib, opts.seed, opts.seq_len)
 
 
-@torch.no_grad()
-def _outputs(model: torch.nn.Module, task: str, inputs: Any, batch: int) -> torch.Tensor:
-    model.eval()
-    return torch.cat([forward_y(model, task, inputs.slice(i, i + batch)) for i in range(0, len(inputs), batch)])
-
-
 def held_out_metrics(loaded: Any, model: torch.nn.Module, opts: PruneOptions, test: Any,
                      reference: torch.Tensor | None) -> tuple[dict[str, Any], torch.Tensor]:
     """Accuracy (classifier), perplexity (causal LM), cosine (encoder) and output MSE vs the dense model."""
@@ -85,7 +79,7 @@ def held_out_metrics(loaded: Any, model: torch.nn.Module, opts: PruneOptions, te
 
     task = loaded.info.task
     batch = opts.batch_size if test.kind == "images" else min(opts.batch_size, 8)
-    y = _outputs(model, task, test, batch)
+    y = reference_outputs(model, task, test, batch)
     out: dict[str, Any] = {"split": "test", "samples": len(test)}
     if task == "classifier" and test.y is not None:
         out["accuracy"] = float((y.argmax(-1) == test.y).float().mean())
