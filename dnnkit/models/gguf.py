@@ -16,13 +16,13 @@ def load_gguf_model_and_tokenizer(path: Path) -> tuple[Any, Any]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from dnnkit.models.registry import quiet_transformers
+    from dnnkit.models.hf_quiet import quiet_transformers
 
-    quiet_transformers()
     try:
-        model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32,
-                                                     local_files_only=True)
-        tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name, local_files_only=True)
+        with quiet_transformers():
+            model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32,
+                                                         local_files_only=True)
+            tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name, local_files_only=True)
     except (ValueError, OSError, KeyError, RuntimeError) as exc:
         raise InputError(f"cannot load GGUF {path}: {str(exc).splitlines()[0][:200]}") from exc
     # The weights are dequantised fp32 now: drop the GGUF quantiser marker so the model saves
@@ -44,13 +44,14 @@ def gguf_cache_dir(path: Path, sha256: str) -> Path:
 def ensure_gguf_converted(path: Path, out: Path, progress: ProgressReporter | None = None) -> Path:
     """The fp32 Hugging Face folder `out` converted from GGUF `path`, converting it on first use."""
     from dnnkit.models.atomic import atomic_dir
+    from dnnkit.models.hf_quiet import quiet_transformers
 
     if (out / "config.json").exists():
         return out
     or_null(progress).log(f"converting {path.name} to a cached Hugging Face folder (once, ~40 s)")
     model, tokenizer = load_gguf_model_and_tokenizer(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out) as tmp, quiet_transformers():  # save_pretrained draws "Writing model shards"
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         (tmp / "dnnkit-source.json").write_text(json.dumps({"gguf": str(path)}))
