@@ -56,16 +56,41 @@ def check_task_data(loaded: LoadedModel, data_spec: str) -> None:
                          hint="use --data wiki or text:PATH")
 
 
+def check_image_shape(model: nn.Module | None, x: torch.Tensor, expected: tuple[int, ...] | None, where: str,
+                      model_name: str = "the model") -> None:
+    """The one input-shape rule: images of the model's declared shape pass; other sizes pass when the network
+    takes them (one forward pass on one image: a fully convolutional net accepts any size); a channel
+    mismatch, or a shape the network rejects, is an InputError naming both shapes."""
+    got = tuple(int(d) for d in x.shape[1:])
+    fmt = "x".join
+    if expected is not None and got == tuple(expected):
+        return
+    if expected is not None and len(expected) == len(got) and got[0] != expected[0]:
+        raise InputError(f"{where} gives {fmt(map(str, got))} images but {model_name} expects "
+                         f"{expected[0]} channels ({fmt(map(str, expected))})")
+    if model is None:
+        if expected is not None:
+            raise InputError(f"{where} gives {fmt(map(str, got))} images but {model_name} expects "
+                             f"{fmt(map(str, expected))}")
+        return
+    param = next(iter(model.parameters()), None)
+    probe = x[:1] if param is None else x[:1].to(device=param.device, dtype=param.dtype)
+    try:
+        with torch.no_grad():
+            model(probe)
+    except (RuntimeError, ValueError, IndexError, AssertionError, TypeError) as exc:
+        want = f" expects {fmt(map(str, expected))}" if expected is not None else " rejects them"
+        raise InputError(f"{where} gives {fmt(map(str, got))} images but {model_name}{want} "
+                         f"({str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__})") from exc
+
+
 def load_inputs(loaded: LoadedModel, data_spec: str, split: str, n: int | None = None, seed: int = 0,
                 seq_len: int = 128) -> Inputs:
     """`n` samples (all when None) of a split, prepared for the model (images or token blocks)."""
     check_task_data(loaded, data_spec)
     data = load_data(data_spec, split)
     if isinstance(data, ImageData):
-        want = loaded.info.input_shape
-        if want is not None and tuple(want) != data.input_shape:
-            raise InputError(f"--data {data_spec} gives {'x'.join(map(str, data.input_shape))} images but "
-                             f"{loaded.ref.raw} expects {'x'.join(map(str, want))}")
+        check_image_shape(loaded.model, data.x, loaded.info.input_shape, f"--data {data_spec}", loaded.ref.raw)
         if n is not None:
             data = data.take(subset_indices(len(data), n, seed))
         return Inputs("images", data.x, data.y)

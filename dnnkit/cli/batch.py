@@ -165,15 +165,27 @@ def batch_main(
                         log=out.info if verbose else None, hash_workers=jobs or 4)
     if not quiet:
         _summary_table(summary, command.name)
-    if summary.interrupted:
+    if summary.stopped:
         from dnnkit.cli.app import report_error
 
-        report_error(f"interrupted: {len(summary.results)} of {summary.total} items finished "
-                     f"({summary.not_run} not run); finished outputs are kept, nothing partial was written",
-                     "run the same command with --resume to finish the rest")
+        report_error(*interrupted_message(summary))
         raise typer.Exit(130)
     if summary.failed:
         raise typer.Exit(3)
+
+
+def interrupted_message(summary: Any) -> tuple[str, str | None]:
+    """The `error:` line and hint after Ctrl-C: how many items finished, were interrupted, never started."""
+    left = summary.total - summary.finished
+    if left == 0:
+        return (f"interrupted after all {summary.total} items had finished; their outputs are kept", None)
+    parts = [f"{summary.finished} of {summary.total} items finished"]
+    if summary.interrupted_items:
+        parts.append(f"{summary.interrupted_items} interrupted")
+    if summary.not_run:
+        parts.append(f"{summary.not_run} not run")
+    return (f"interrupted: {', '.join(parts)}; finished outputs are kept, nothing partial was written",
+            "run the same command with --resume to finish the rest")
 
 
 def _refuse_existing_outputs(items: list[Any]) -> None:

@@ -7,23 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
-from dnnkit.cli.common import start
-from dnnkit.cli.options import (
-    ArchOpt,
-    BatchSizeOpt,
-    DataOpt,
-    DeviceOpt,
-    DryRunOpt,
-    DtypeOpt,
-    ForceOpt,
-    JsonOpt,
-    ModelArg,
-    OutputOpt,
-    QuietOpt,
-    SeedOpt,
-    ThreadsOpt,
-    VerboseOpt,
-)
+from dnnkit.cli.options import BatchSizeOpt, DataOpt, ModelArg, SeedOpt
+from dnnkit.cli.shared import DTYPE, GATE, LOAD, WRITE, Shared, shared_options
 
 
 def png_paths(out: str | None) -> dict[str, Path]:
@@ -35,10 +20,10 @@ def png_paths(out: str | None) -> dict[str, Path]:
     return {"explain": Path(f"{stem}.explain.png"), "compare": Path(f"{stem}.compare.png")}
 
 
+@shared_options(LOAD, DTYPE, WRITE, GATE)
 def bcosify_command(
     model: ModelArg,
     data: DataOpt = None,
-    output: OutputOpt = None,
     b: Annotated[float, typer.Option("--b", help="B of the B-cos layers (>= 1; 2 as in the papers).")] = 2.0,
     b_warmup: Annotated[int, typer.Option("--b-warmup", help="Ramp B linearly from 1 over this many epochs "
                                                              "(0: B from the start).")] = 0,
@@ -63,46 +48,36 @@ def bcosify_command(
                                        min=0)] = 250,
     limit: Annotated[int | None, typer.Option("--limit", help="Fine-tune on this many training samples.",
                                               min=1)] = None,
-    arch: ArchOpt = None,
     seed: SeedOpt = 0,
-    device: DeviceOpt = "cpu",
-    dtype: DtypeOpt = None,
-    force: ForceOpt = False,
-    dry_run: DryRunOpt = False,
-    threads: ThreadsOpt = None,
-    json_mode: JsonOpt = False,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
+    *,
+    shared: Shared,
 ) -> None:
     """Convert a trained image classifier into a B-cos network (explains itself) and fine-tune it."""
     from dnnkit.errors import InputError
     from dnnkit.surgery.bcos.pipeline import BcosifyConfig, check_config
 
-    out = start(json_mode, quiet, verbose, threads)
+    out = shared.out
+    dry_run, force = shared.dry_run, shared.force
     cfg = BcosifyConfig(b=b, b_warmup=b_warmup, encoding=encoding, mean=list(mean) if mean else None,
                         std=list(std) if std else None, epochs=epochs, lr=lr, batch_size=batch_size, augment=augment,
                         keep_maxpool=keep_maxpool, gap_reorder=not no_gap_reorder, seed=seed, grids=grids,
                         train_limit=limit, logit_scale=logit_scale)
     check_config(cfg)
-    if output is None and not dry_run:
-        raise InputError("bcosify writes a checkpoint: pass -o OUT.safetensors (or --dry-run)")
+    output = shared.output_or_error("name the B-cos checkpoint (.safetensors)")
     if output is not None and not output.endswith(".safetensors"):
-        raise InputError(f"output {output!r} must end in .safetensors")
+        raise InputError(f"output {output!r} must end in .safetensors",
+                         hint="a B-cos model is a dnnkit checkpoint that reloads by recipe replay")
     pngs = {} if no_plots or dry_run else png_paths(output)
     from dnnkit.data.registry import check_data_spec
-    from dnnkit.models.atomic import check_output_path
 
     if output is not None and not dry_run:
-        inputs = (model,) if Path(model).exists() else ()
-        check_output_path(output, force, inputs=inputs)
+        shared.check_output(output, model)
         for p in pngs.values():
-            check_output_path(p, force)
+            shared.check_output(p)
     if data is not None:
         check_data_spec(data)
 
-    from dnnkit.models.registry import load_model
-
-    loaded = load_model(model, arch=arch, device=device, dtype=dtype, progress=out.progress())
+    loaded = shared.load(model)
     net = loaded.require_network("bcosify")
     from dnnkit.probes.explain.dynamic import is_bcos
 
@@ -119,6 +94,7 @@ def bcosify_command(
     progress = out.progress()
     result, opts = bcosify(net, loaded.arch, train, test, cfg, dry_run=dry_run, progress=progress, warn=out.warn)
     report = _report(model, data, cfg, result, opts)
+    shared.gate({"accuracy": report["accuracy"]["original"]}, _after_metrics(report), "bcosify")
     if not dry_run:
         from dnnkit.models.save import save_model
 
@@ -129,6 +105,16 @@ def bcosify_command(
             report["png"] = _plots(net, result, opts, test, pngs)
     report["dry_run"] = dry_run
     out.result(report, lambda console: _render(console, report))
+
+
+def _after_metrics(report: dict[str, Any]) -> dict[str, Any]:
+    """The figures `--require` may gate on: accuracy, max completeness error, grid pointing score."""
+    after = {"accuracy": report["accuracy"]["final"]}
+    if report.get("completeness_error"):
+        after["completeness_error"] = report["completeness_error"]["max"]
+    if report.get("grid_pointing"):
+        after["grid_pointing"] = report["grid_pointing"]["score"]
+    return after
 
 
 def _load_images(data: str) -> tuple[tuple[Any, Any], tuple[Any, Any]]:

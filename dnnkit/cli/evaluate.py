@@ -6,21 +6,11 @@ from typing import Annotated, Any
 
 import typer
 
-from dnnkit.cli.common import start
-from dnnkit.cli.options import (
-    ArchOpt,
-    BatchSizeOpt,
-    DeviceOpt,
-    DtypeOpt,
-    JsonOpt,
-    ModelArg,
-    QuietOpt,
-    SeedOpt,
-    ThreadsOpt,
-    VerboseOpt,
-)
+from dnnkit.cli.options import BatchSizeOpt, ModelArg, SeedOpt, SeqLenOpt
+from dnnkit.cli.shared import DTYPE, GATE, LOAD, Shared, shared_options
 
 
+@shared_options(LOAD, DTYPE, GATE)
 def eval_command(
     model: ModelArg,
     data: Annotated[str | None, typer.Option("--data", help="Dataset (default: the model's own, e.g. digits "
@@ -28,30 +18,23 @@ def eval_command(
     split: Annotated[str, typer.Option("--split", help="train or test.")] = "test",
     limit: Annotated[int | None, typer.Option("--limit", help="Evaluate on this many samples / token blocks.",
                                                  min=1)] = None,
-    seq_len: Annotated[int, typer.Option("--seq-len", help="Tokens per block for text.", min=2)] = 128,
-    arch: ArchOpt = None,
+    seq_len: SeqLenOpt = 128,
     batch_size: BatchSizeOpt = 256,
     seed: SeedOpt = 0,
-    device: DeviceOpt = "cpu",
-    dtype: DtypeOpt = None,
-    threads: ThreadsOpt = None,
-    json_mode: JsonOpt = False,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
+    *,
+    shared: Shared,
 ) -> None:
     """Evaluate a model on held-out data."""
     from dnnkit.data.registry import check_data_spec
     from dnnkit.errors import InputError
 
-    out = start(json_mode, quiet, verbose, threads)
+    out = shared.out
     if split not in ("train", "test"):
         raise InputError(f"--split must be train or test, got {split!r}")
     if data is not None:
         check_data_spec(data)
     from dnnkit.evaluate import check_task_data, evaluate
-    from dnnkit.models.registry import load_model
-
-    loaded = load_model(model, arch=arch, device=device, dtype=dtype, progress=out.progress())
+    loaded = shared.load(model)
     loaded.require_network("eval")
     data = data or loaded.info.default_data
     if data is None:
@@ -62,6 +45,7 @@ def eval_command(
     result = evaluate(loaded, data, split=split, limit=limit, batch_size=batch_size, seq_len=seq_len, seed=seed)
     result["model"] = model
     out.result(result, lambda console: _render(console, result))
+    shared.gate({}, result, "eval")  # after the report: eval writes nothing, a failed gate is exit 1
 
 
 def _render(console: Any, r: dict[str, Any]) -> None:

@@ -8,20 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from dnnkit.cli.common import start
-from dnnkit.cli.options import (
-    ArchOpt,
-    DataOpt,
-    DeviceOpt,
-    DtypeOpt,
-    ForceOpt,
-    JsonOpt,
-    ModelArg,
-    OutputOpt,
-    QuietOpt,
-    ThreadsOpt,
-    VerboseOpt,
-)
+from dnnkit.cli.options import DataOpt, ModelArg
+from dnnkit.cli.shared import LOAD, WRITE, Shared, shared_options
 
 DTYPES = {"float32": "float32", "fp32": "float32", "float64": "float64", "fp64": "float64", "float16": "float16",
           "fp16": "float16", "bfloat16": "bfloat16", "bf16": "bfloat16"}
@@ -71,6 +59,7 @@ def _read_input(path: str) -> Any:
     return torch.from_numpy(np.ascontiguousarray(arr))
 
 
+@shared_options(LOAD, WRITE, helps={"output": "PNG of the explanations (parent folders are created)."})
 def explain_command(
     model: ModelArg,
     data: DataOpt = None,
@@ -86,21 +75,14 @@ def explain_command(
     percentile: Annotated[float, typer.Option("--percentile", help="Percentile that maps to full alpha / "
                                                                    "colour.")] = 99.5,
     save_maps: Annotated[str | None, typer.Option("--save-maps", help="Write W(x), x_enc and R to this .npz.")] = None,
-    output: OutputOpt = None,
-    arch: ArchOpt = None,
-    device: DeviceOpt = "cpu",
-    dtype: DtypeOpt = None,
-    force: ForceOpt = False,
-    threads: ThreadsOpt = None,
-    json_mode: JsonOpt = False,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
+    dtype: Annotated[str | None, typer.Option("--dtype", help="float32, float64, float16 or bfloat16.")] = None,
+    *,
+    shared: Shared,
 ) -> None:
     """Explain a classifier's predictions: B-cos contributions W(x)·x, or input×gradient."""
     from dnnkit.errors import InputError
-    from dnnkit.models.atomic import check_output_path
 
-    out = start(json_mode, quiet, verbose, threads)
+    out, output, device = shared.out, shared.output, shared.device
     if (index is None) == (input_files is None):
         raise InputError("pass exactly one of --index (with --data) and --input")
     if method not in ("auto", "dynamic", "ixg"):
@@ -117,8 +99,8 @@ def explain_command(
     if index is not None and not indices:
         raise InputError("--index names no sample")
     for path in (output, save_maps):
-        if path is not None:
-            check_output_path(path, force, inputs=(model,) if Path(model).exists() else ())
+        if path is not None and not shared.dry_run:
+            shared.check_output(path, model)
     if data is not None:
         from dnnkit.data.registry import check_data_spec
 
@@ -129,8 +111,8 @@ def explain_command(
     from dnnkit.probes.explain.dynamic import check_pixels, explain, is_bcos
 
     want = DTYPES.get(dtype or "float32")
-    loaded = load_model(model, arch=arch, device=device, dtype=None if want in ("float32", "float64") else want,
-                        progress=out.progress())
+    loaded = load_model(model, arch=shared.arch, weights=shared.weights, device=device,
+                        dtype=None if want in ("float32", "float64") else want, progress=out.progress())
     net = loaded.require_network("explain")
     if want == "float64":
         net.double()
@@ -142,10 +124,9 @@ def explain_command(
                          hint="make one with `dnnkit bcosify`, or use --method ixg")
     x, labels, names = _inputs(loaded, data, split, indices, input_files)
     check_pixels(x, "input")
-    shape = loaded.info.input_shape
-    if shape is not None and tuple(x.shape[1:]) != tuple(shape):
-        raise InputError(f"input of shape {'x'.join(map(str, x.shape[1:]))} but {model} expects "
-                         f"{'x'.join(map(str, shape))} (C x H x W; no resize)")
+    from dnnkit.evaluate import check_image_shape
+
+    check_image_shape(net, x, loaded.info.input_shape, "--input" if input_files else f"--data {data}", model)
     num_classes = loaded.info.num_classes
     cls: Any = "pred"
     if class_ != "pred":
@@ -168,10 +149,11 @@ def explain_command(
     report["b"] = current_b(net) if bcos else None
     report["png"] = None
     report["maps"] = None
-    if output is not None:
+    if output is not None and not shared.dry_run:
         report["png"] = str(_plot(output, exp, x, names, smooth, percentile))
-    if save_maps is not None:
+    if save_maps is not None and not shared.dry_run:
         report["maps"] = str(_save_maps(save_maps, exp))
+    report["dry_run"] = shared.dry_run
     out.result(report, lambda console: _render(console, report))
 
 

@@ -6,19 +6,8 @@ from typing import Annotated, Any
 
 import typer
 
-from dnnkit.cli.common import start
-from dnnkit.cli.options import (
-    ArchOpt,
-    BatchSizeOpt,
-    DeviceOpt,
-    DryRunOpt,
-    ForceOpt,
-    JsonOpt,
-    QuietOpt,
-    SeedOpt,
-    ThreadsOpt,
-    VerboseOpt,
-)
+from dnnkit.cli.options import BatchSizeOpt, SeedOpt
+from dnnkit.cli.shared import LOAD, WRITE, Shared, shared_options
 
 
 def _ints(spec: str, option: str) -> tuple[int, ...]:
@@ -33,6 +22,7 @@ def _ints(spec: str, option: str) -> tuple[int, ...]:
     return vals
 
 
+@shared_options(LOAD, WRITE, helps={"output": "Folder for report.json, PNGs and codes (created if missing)."})
 def hash_codes_command(
     model: Annotated[str | None, typer.Argument(help="Model (zoo:NAME, timm:NAME, file); omitted with --sweep.",
                                                 show_default=False)] = None,
@@ -64,23 +54,15 @@ def hash_codes_command(
                                                            "example).")] = "10,30,100,300,all",
     seeds: Annotated[int, typer.Option("--seeds", help="Sweep: seeds per point.", min=1)] = 2,
     lr: Annotated[float, typer.Option("--lr", help="Sweep: Adam learning rate.")] = 1e-2,
-    arch: ArchOpt = None,
     batch_size: BatchSizeOpt = 64,
     seed: SeedOpt = 0,
-    device: DeviceOpt = "cpu",
-    output: Annotated[str | None, typer.Option("--output", "-o",
-                                               help="Folder for report.json, PNGs and codes.")] = None,
-    force: ForceOpt = False,
-    dry_run: DryRunOpt = False,
-    threads: ThreadsOpt = None,
-    json_mode: JsonOpt = False,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
+    *,
+    shared: Shared,
 ) -> None:
     """Binary activation codes of a dataset: redundancy ratio and k-NN / LR / K-Means on codes vs raw inputs."""
     from dnnkit.errors import InputError
 
-    out = start(json_mode, quiet, verbose, threads)
+    out, output, dry_run = shared.out, shared.output, shared.dry_run
     if code not in ("binary", "pooled"):
         raise InputError(f"--code must be binary or pooled, got {code!r}")
     if kmeans_map not in ("hungarian", "greedy"):
@@ -109,9 +91,7 @@ def hash_codes_command(
         data = "digits"
     dest = None
     if output is not None and not dry_run:
-        from dnnkit.models.atomic import check_output_path
-
-        dest = check_output_path(output, force, inputs=(model,) if model else ())
+        dest = shared.check_output(output, model)
     from dnnkit.probes.hashcodes.report import HashOptions
 
     opts = HashOptions(mode=code, max_train=max_train, knn_k=knn_k, kmeans_init=kmeans_init, kmeans_seed=kmeans_seed,
@@ -120,7 +100,7 @@ def hash_codes_command(
         report, res = _sweep(data, sweep, depth, width_list, epochs, snap_list, sample_list, seeds, lr, opts,
                              batch_size, out), None
     else:
-        report, res = _single(model, data, layers, arch, device, max_bits, opts, out)
+        report, res = _single(model, data, layers, max_bits, opts, shared)
     for n in report.get("notes", []):
         out.warn(n)
     if dest is not None:
@@ -130,18 +110,18 @@ def hash_codes_command(
     out.result(report, lambda console: _render(console, report))
 
 
-def _single(model_ref: str, data: str | None, layers: list[str] | None, arch: str | None, device: str,
-            max_bits: int, opts: Any, out: Any) -> tuple[dict[str, Any], Any]:
+def _single(model_ref: str, data: str | None, layers: list[str] | None, max_bits: int, opts: Any,
+            shared: Shared) -> tuple[dict[str, Any], Any]:
     import torch
 
     from dnnkit.errors import InputError
-    from dnnkit.models.registry import load_model
     from dnnkit.probes.gating.inputs import check_accepts, load_split
     from dnnkit.probes.gating.units import find_gates
     from dnnkit.probes.hashcodes.codes import check_max_bits, code_length
     from dnnkit.probes.hashcodes.report import analyse
 
-    loaded = load_model(model_ref, arch=arch, device=device, progress=out.progress())
+    out, device = shared.out, shared.device
+    loaded = shared.load(model_ref)
     net = loaded.require_network("hash-codes").eval().float()
     data = data or loaded.info.default_data
     if data is None:

@@ -6,23 +6,23 @@ from typing import Annotated, Any
 
 import typer
 
-from dnnkit.cli.common import start
-from dnnkit.cli.options import JsonOpt, ModelArg, QuietOpt, VerboseOpt
+from dnnkit.cli.options import ModelArg
+from dnnkit.cli.shared import Shared, shared_options
 
 
+@shared_options()
 def inspect_command(
     model: ModelArg,
     stats: Annotated[bool, typer.Option("--stats", help="Read the data: per-tensor zero fraction, norms, min/max, "
                                                         "NaN/Inf counts.")] = False,
     limit: Annotated[int, typer.Option("--limit", help="Tensors shown in the table (JSON lists all).", min=0)] = 40,
-    json_mode: JsonOpt = False,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
+    *,
+    shared: Shared,
 ) -> None:
     """Show what a checkpoint holds (header-only unless --stats)."""
     from dnnkit.models.describe import describe
 
-    out = start(json_mode, quiet, verbose)
+    out = shared.out
     report = describe(model, stats=stats, progress=out.progress())
     for w in report["warnings"]:
         out.warn(w)

@@ -13,20 +13,11 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from dnnkit.cli.common import command_line, start
-from dnnkit.cli.options import (
-    ArchOpt,
-    DeviceOpt,
-    DryRunOpt,
-    ForceOpt,
-    JsonOpt,
-    ModelArg,
-    QuietOpt,
-    SeedOpt,
-    VerboseOpt,
-)
+from dnnkit.cli.common import command_line
+from dnnkit.cli.options import DeviceOpt, ModelArg, SeedOpt
+from dnnkit.cli.shared import LOAD, WRITE, Shared, shared_options
 
-ThreadsOne = Annotated[int, typer.Option("--threads", help="torch CPU threads (small nets run fastest on 1).", min=1)]
+THREADS_ONE = "torch CPU threads (default 1: small nets run fastest on one)."
 
 
 class InvertGroup(TyperGroup):
@@ -60,6 +51,9 @@ def _check_device(device: str) -> None:
 
 
 @app.command("train-prior")
+@shared_options(WRITE, defaults={"threads": 1}, helps={
+    "threads": THREADS_ONE,
+    "output": "Prior file (.safetensors); PRIOR.samples.png and PRIOR.progress.png are written beside it."})
 def train_prior_command(
     data: Annotated[str, typer.Option("--data", help="Image dataset: digits, fashion-mnist, imagefolder:PATH, "
                                                      "npz:PATH.")],
@@ -78,25 +72,16 @@ def train_prior_command(
     width: Annotated[int, typer.Option("--width", help="dcgan base width.", min=4)] = 64,
     seed: SeedOpt = 0,
     device: DeviceOpt = "cpu",
-    threads: ThreadsOne = 1,
-    output: Annotated[str | None, typer.Option("--output", "-o", help="Prior file (.safetensors); PRIOR.samples.png "
-                                                                       "and PRIOR.progress.png are written beside "
-                                                                       "it.")]
-    = None,
-    force: ForceOpt = False,
-    dry_run: DryRunOpt = False,
-    json_mode: JsonOpt = False,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
+    *,
+    shared: Shared,
 ) -> None:
     """Train the GMI prior (WGAN-GP generator and critic) on the public images of a split."""
 
     from dnnkit.data.registry import check_data_spec
     from dnnkit.errors import InputError
-    from dnnkit.models.atomic import check_output_path
     from dnnkit.probes.inversion.splits import parse_split
 
-    out = start(json_mode, quiet, verbose, threads)
+    out, output, dry_run = shared.out, shared.output, shared.dry_run
     spec = parse_split(split)
     if lr <= 0:
         raise InputError("--lr must be > 0")
@@ -104,14 +89,13 @@ def train_prior_command(
         raise InputError(f"--prior-arch {prior_arch!r}: use auto, mlp or dcgan")
     if z_dim != "auto" and not (z_dim.isdigit() and int(z_dim) > 0):
         raise InputError(f"--z-dim {z_dim!r}: use auto or a positive integer")
-    if output is None and not dry_run:
-        raise InputError("missing -o/--output PRIOR.safetensors")
+    shared.output_or_error("name the prior file (PRIOR.safetensors)")
     if output is not None and not output.endswith(".safetensors"):
         raise InputError(f"output {output!r} must end in .safetensors")
     if output is not None and not dry_run:
-        check_output_path(output, force)
-        check_output_path(_samples_path(output), force=True)
-        check_output_path(_samples_path(output, "progress"), force=True)
+        shared.check_output(output)
+        shared.check_output(_samples_path(output), replace=True)
+        shared.check_output(_samples_path(output, "progress"), replace=True)
     check_data_spec(data)
     _check_device(device)
     import torch
@@ -142,7 +126,7 @@ def train_prior_command(
             square_grid(tmp, prior.sample(64, seed=seed), title=f"prior samples G(z), {arch}, {steps} critic steps")
         with atomic_file(progress_png) as tmp:
             save_grid(tmp, progress_rows(snapshots), title="the same 8 latents during training")
-        save_prior(output, prior, {**meta, "command": command_line()}, force=force)
+        save_prior(output, prior, {**meta, "command": command_line()}, force=shared.force)
     result = {"dnnkit_version": _version(), "command": command_line(), "output": output,
               "samples_png": str(samples_png) if samples_png else None,
               "progress_png": str(progress_png) if progress_png else None, "dry_run": dry_run,
@@ -180,6 +164,8 @@ def _parse_targets(targets: str, target_class: list[int] | None) -> list[int] | 
 
 
 @app.command("attack")
+@shared_options(LOAD, WRITE, defaults={"threads": 1}, helps={
+    "threads": THREADS_ONE, "output": "Output folder (report.json, PNG grids, reconstructions.safetensors)."})
 def attack_command(
     model: ModelArg,
     prior: Annotated[str, typer.Option("--prior", help="Prior file from `dnnkit invert train-prior`.")],
@@ -206,25 +192,16 @@ def attack_command(
                                                                   "than the dataset (with a warning).")] = False,
     target_labels: Annotated[str, typer.Option("--target-labels", help="auto, or the dataset class of each target "
                                                                        "output: 5,6,7,8,9.")] = "auto",
-    arch: ArchOpt = None,
     seed: SeedOpt = 0,
-    device: DeviceOpt = "cpu",
-    threads: ThreadsOne = 1,
-    output: Annotated[str | None, typer.Option("--output", "-o", help="Output folder (report.json, PNG grids, "
-                                                                       "reconstructions.safetensors).")] = None,
-    force: ForceOpt = False,
-    dry_run: DryRunOpt = False,
-    json_mode: JsonOpt = False,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
+    *,
+    shared: Shared,
 ) -> None:
     """Invert MODEL: GMI latent search under the prior and/or direct pixel optimisation, evaluated independently."""
     from dnnkit.errors import InputError
-    from dnnkit.models.atomic import check_output_path
     from dnnkit.probes.inversion.attack import AttackConfig
     from dnnkit.probes.inversion.prior import read_prior_info
 
-    out = start(json_mode, quiet, verbose, threads)
+    out, output, dry_run, device = shared.out, shared.output, shared.dry_run, shared.device
     cfg = AttackConfig(per_class=per_class, restarts=restarts, steps=steps, lr=lr, momentum=momentum,
                        id_weight=id_weight, seed=seed)
     cfg.check()
@@ -232,10 +209,10 @@ def attack_command(
     if methods is None:
         raise InputError(f"--method {method!r}: use gmi, pixel or both")
     chosen = _parse_targets(targets, target_class)
-    if output is None and not dry_run:
-        raise InputError("missing -o/--output DIR")
+    shared.output_or_error("name the report folder (-o DIR)")
     if output is not None and not dry_run:
-        check_output_path(output, force, inputs=(model, prior))
+        shared.check_output(output, model)
+        shared.check_output(output, prior)
     info = read_prior_info(prior)
     data_spec = data or info.get("data", {}).get("name")
     if not data_spec:
@@ -249,7 +226,7 @@ def attack_command(
     from dnnkit.probes.inversion.prior import load_prior
 
     progress = out.progress()
-    loaded = load_model(model, arch=arch, device=device, progress=progress)
+    loaded = shared.load(model)
     target = loaded.require_network("invert")
     if loaded.info.task not in ("classifier", "unknown"):
         raise InputError(f"{model} is a {loaded.info.task}; invert audits image classifiers")

@@ -6,22 +6,11 @@ from typing import Annotated, Any
 
 import typer
 
-from dnnkit.cli.common import start
-from dnnkit.cli.options import (
-    ArchOpt,
-    BatchSizeOpt,
-    DeviceOpt,
-    DryRunOpt,
-    ForceOpt,
-    JsonOpt,
-    ModelArg,
-    QuietOpt,
-    SeedOpt,
-    ThreadsOpt,
-    VerboseOpt,
-)
+from dnnkit.cli.options import BatchSizeOpt, ModelArg, SeedOpt
+from dnnkit.cli.shared import LOAD, WRITE, Shared, shared_options
 
 
+@shared_options(LOAD, WRITE, helps={"output": "Folder for report.json and the PNGs (created if missing)."})
 def linear_interpret_command(
     model: ModelArg,
     data: Annotated[str | None, typer.Option("--data", help="Image dataset (digits, fashion-mnist, npz:PATH, "
@@ -41,22 +30,15 @@ def linear_interpret_command(
     smooth: Annotated[str, typer.Option("--smooth", help="Rule for smooth units: secant or tangent.")] = "secant",
     check: Annotated[bool, typer.Option("--check/--no-check", help="Identity, linearity and Jacobian checks.")] = True,
     dtype: Annotated[str, typer.Option("--dtype", help="float32 or float64.")] = "float32",
-    arch: ArchOpt = None,
     batch_size: BatchSizeOpt = 64,
     seed: SeedOpt = 0,
-    device: DeviceOpt = "cpu",
-    output: Annotated[str | None, typer.Option("--output", "-o", help="Folder for report.json and the PNGs.")] = None,
-    force: ForceOpt = False,
-    dry_run: DryRunOpt = False,
-    threads: ThreadsOpt = None,
-    json_mode: JsonOpt = False,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
+    *,
+    shared: Shared,
 ) -> None:
     """Freeze the network's gates at x0 and show the affine map it then is: y = A(x0) x + c(x0)."""
     from dnnkit.errors import InputError
 
-    out = start(json_mode, quiet, verbose, threads)
+    out, output, dry_run = shared.out, shared.output, shared.dry_run
     if (input_file is None) == (index is None):
         raise InputError("give exactly one of --index I (with --data) or --input FILE")
     if input_file is not None and eval_n:
@@ -74,11 +56,9 @@ def linear_interpret_command(
         check_data_spec(data)
     dest = None
     if output is not None and not dry_run:
-        from dnnkit.models.atomic import check_output_path
-
-        dest = check_output_path(output, force, inputs=(model,))
+        dest = shared.check_output(output, model)
     report, items, classes, extra = _run(model, data, index, count, split, input_file, outputs, columns, svd, eval_n,
-                                         smooth, check, dtype, arch, batch_size, seed, device, out)
+                                         smooth, check, dtype, batch_size, seed, shared)
     if dest is not None:
         _write(dest, report, items, classes, extra)
         report["output"] = str(dest)
@@ -87,14 +67,13 @@ def linear_interpret_command(
 
 
 def _run(model_ref: str, data: str | None, index: int | None, count: int, split: str, input_file: str | None,
-         outputs: str, columns: str, svd: int, eval_n: int, smooth: str, check: bool, dtype: str, arch: str | None,
-         batch_size: int, seed: int, device: str, out: Any) -> tuple[dict[str, Any], list, list[str] | None, dict]:
+         outputs: str, columns: str, svd: int, eval_n: int, smooth: str, check: bool, dtype: str, batch_size: int,
+         seed: int, shared: Shared) -> tuple[dict[str, Any], list, list[str] | None, dict]:
     import time
 
     import torch
 
     from dnnkit.errors import InputError
-    from dnnkit.models.registry import load_model
     from dnnkit.probes.gating.inputs import check_accepts, load_input_file, load_split, logits_of
     from dnnkit.probes.linear_interpret.analyse import (
         evaluate_split,
@@ -103,7 +82,8 @@ def _run(model_ref: str, data: str | None, index: int | None, count: int, split:
         parse_outputs,
     )
 
-    loaded = load_model(model_ref, arch=arch, device=device, progress=out.progress())
+    out, device = shared.out, shared.device
+    loaded = shared.load(model_ref)
     net = loaded.require_network("linear-interpret").eval()
     torch_dtype = getattr(torch, dtype)
     net.to(dtype=torch_dtype)

@@ -6,28 +6,13 @@ from typing import Annotated, Any
 
 import typer
 
-from dnnkit.cli.common import start
-from dnnkit.cli.options import (
-    ArchOpt,
-    BatchSizeOpt,
-    CalibOpt,
-    DataOpt,
-    DeviceOpt,
-    DryRunOpt,
-    DtypeOpt,
-    ForceOpt,
-    JsonOpt,
-    ModelArg,
-    OutputOpt,
-    QuietOpt,
-    SeedOpt,
-    ThreadsOpt,
-    VerboseOpt,
-)
+from dnnkit.cli.options import BatchSizeOpt, CalibOpt, DataOpt, ModelArg, SeedOpt, SeqLenOpt
+from dnnkit.cli.shared import DTYPE, GATE, LOAD, WRITE, Shared, shared_options
 
 _FloatOpt = float | None
 
 
+@shared_options(LOAD, DTYPE, WRITE, GATE)
 def lowrank_command(
     model: ModelArg,
     svd: Annotated[bool, typer.Option("--svd", help="Plain truncated SVD (no data needed; bare files work).")] = False,
@@ -55,7 +40,7 @@ def lowrank_command(
     factor_head: Annotated[bool, typer.Option("--factor-head", help="Also factor the output head.")] = False,
     data: DataOpt = None,
     calib: CalibOpt = 256,
-    seq_len: Annotated[int, typer.Option("--seq-len", help="Tokens per text sample.", min=2)] = 128,
+    seq_len: SeqLenOpt = 128,
     alpha: Annotated[float, typer.Option("--alpha", help="ASVD scale exponent.")] = 0.5,
     finetune_epochs: Annotated[int, typer.Option("--finetune-epochs", help="Adam epochs after factoring "
                                                                              "(SVD family).", min=0)] = 0,
@@ -75,23 +60,16 @@ def lowrank_command(
     full_pass: Annotated[bool, typer.Option("--full-pass", help="Maestro: add the full model's loss each "
                                                                 "step.")] = False,
     no_plots: Annotated[bool, typer.Option("--no-plots", help="Write no PNG plots.")] = False,
-    arch: ArchOpt = None,
-    output: OutputOpt = None,
     seed: SeedOpt = 0,
-    device: DeviceOpt = "cpu",
-    dtype: DtypeOpt = None,
     batch_size: BatchSizeOpt = 64,
-    force: ForceOpt = False,
-    dry_run: DryRunOpt = False,
-    threads: ThreadsOpt = None,
-    json_mode: JsonOpt = False,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
+    *,
+    shared: Shared,
 ) -> None:
     """Factor Linear/Conv2d layers into two thinner layers (SVD, ASVD, whitening, Maestro)."""
     from dnnkit.errors import InputError
 
-    out = start(json_mode, quiet, verbose, threads)
+    out = shared.out
+    dry_run, force = shared.dry_run, shared.force
     methods = [name for name, on in (("svd", svd), ("asvd", asvd), ("whiten", whiten), ("maestro", maestro),
                                      ("truncate", truncate)) if on]
     if len(methods) != 1:
@@ -102,8 +80,7 @@ def lowrank_command(
     if len(rules) > 1:
         raise InputError("pass one rank rule: --rank-ratio, --energy or --params")
     rule, value = rules[0] if rules else (None, None)
-    if output is None and not dry_run:
-        raise InputError("missing -o/--output", hint="or pass --dry-run")
+    output = shared.output_or_error("name the factored checkpoint (.safetensors)")
     from dnnkit.surgery.lowrank.api import LowRankConfig, validate_config
 
     cfg = LowRankConfig(method=method, rule=rule, value=value, allocate=allocate, include=list(include or []),
@@ -121,17 +98,15 @@ def lowrank_command(
 
     ref = parse_reference(model)
     if output is not None:
-        from dnnkit.models.atomic import check_output_path
-
-        inputs = (ref.path,) if ref.kind not in ("zoo", "timm", "hf-hub") else ()
-        check_output_path(output, force, inputs=inputs)
         if not output.endswith(".safetensors"):
-            raise InputError(f"output {output!r} must end in .safetensors")
-    from dnnkit.models.registry import load_model
+            raise InputError(f"output {output!r} must end in .safetensors",
+                             hint="a factored model is a dnnkit checkpoint that reloads by recipe replay")
+        shared.check_output(output, model)
     from dnnkit.surgery.lowrank.bare import is_bare, lowrank_bare
 
     progress = out.progress()
-    if is_bare(ref, arch):
+    if is_bare(ref, shared.arch):
+        shared.no_metrics(f"{model} is a bare weights file (no network to measure)")
         if method == "truncate":
             raise InputError("--truncate needs a checkpoint with factored layers (written by dnnkit lowrank)")
         if method != "svd":
@@ -143,13 +118,15 @@ def lowrank_command(
             out.warn(w)
         out.result(report, lambda console: _render(console, report))
         return
-    loaded = load_model(model, arch=arch, device=device, dtype=dtype, progress=progress)
+    loaded = shared.load(model)
     from dnnkit.surgery.lowrank.api import lowrank, plan
 
     plan(loaded, cfg)
     result = lowrank(loaded, cfg, progress)
     report = result.report
     report.update({"model": model, "output": None if dry_run else output, "dry_run": dry_run, "plots": {}})
+    fid = report.get("fidelity") or {}
+    shared.gate(fid.get("dense") or {}, fid.get("factored") or {}, "lowrank")
     if not dry_run:
         from dnnkit.models.save import save_model
 

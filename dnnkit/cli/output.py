@@ -40,10 +40,12 @@ class Output:
         self.json_mode = json_mode
         self.quiet = quiet
         self.verbose = verbose
+        self._progress: CliProgress | None = None
         _CURRENT = self
 
     def result(self, data: dict[str, Any], human: Callable[[Any], None] | None = None) -> None:
         """Emit the command's result: JSON object, or the human rendering (a Rich console is passed)."""
+        self.close()  # bars end (at their final state) before the result is printed
         if self.json_mode:
             sys.stdout.write(to_json(data) + "\n")
             sys.stdout.flush()
@@ -64,8 +66,16 @@ class Output:
     def info(self, message: str) -> None:
         """A log line on stderr (hidden by --quiet)."""
         if not self.quiet:
-            sys.stderr.write(message + "\n")
-            sys.stderr.flush()
+            self._stderr_line(message)
+
+    def _stderr_line(self, line: str) -> None:
+        """One line on stderr, above a live progress bar when one is shown."""
+        bar = self._progress._bar if self._progress is not None else None
+        if bar is not None:
+            bar.console.print(line, markup=False, highlight=False)
+            return
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
 
     def debug(self, message: str) -> None:
         """A log line shown only with --verbose."""
@@ -75,12 +85,18 @@ class Output:
     def warn(self, message: str) -> None:
         """A warning on stderr (hidden by --quiet)."""
         if not self.quiet:
-            sys.stderr.write(f"warning: {message}\n")
-            sys.stderr.flush()
+            self._stderr_line(f"warning: {message}")
 
     def progress(self) -> Any:
-        """A ProgressReporter: bars on a terminal, plain log lines otherwise, nothing with --quiet."""
-        return CliProgress(self)
+        """The command's one ProgressReporter: bars on a terminal, plain log lines otherwise, nothing with --quiet."""
+        if self._progress is None:
+            self._progress = CliProgress(self)
+        return self._progress
+
+    def close(self) -> None:
+        """Stop any live progress display (before the result, and when the command ends or fails)."""
+        if self._progress is not None:
+            self._progress.close()
 
 
 class _BarTask:
@@ -122,10 +138,7 @@ class CliProgress:
         return _BarTask(self._bar, self._bar.add_task(description, total=total, loss=""))
 
     def log(self, message: str) -> None:
-        if self._bar is not None:
-            self._bar.console.print(message, markup=False, highlight=False)
-        else:
-            self.out.info(message)
+        self.out.info(message)
 
     def close(self) -> None:
         if self._bar is not None:

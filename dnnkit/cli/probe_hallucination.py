@@ -7,8 +7,10 @@ from typing import Annotated, Any
 
 import typer
 
-from dnnkit.cli.common import start
-from dnnkit.cli.options import DryRunOpt, ForceOpt, JsonOpt, ModelArg, QuietOpt, SeedOpt, ThreadsOpt, VerboseOpt
+from dnnkit.cli.options import ModelArg, SeedOpt
+from dnnkit.cli.shared import WRITE, Shared, shared_options
+
+THREADS_ONE = "torch CPU threads (default 1: LM decoding on a shared CPU is fastest on one)."
 
 app = typer.Typer(name="probe-hallucination", no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False, rich_markup_mode=None,
@@ -17,15 +19,8 @@ dataset_app = typer.Typer(name="dataset", no_args_is_help=True, help="Question-a
 app.add_typer(dataset_app, name="dataset")
 
 
-def _require_output(output: str | None, what: str) -> str:
-    from dnnkit.errors import InputError
-
-    if not output:
-        raise InputError(f"-o/--output is required ({what})")
-    return output
-
-
 @dataset_app.command("build")
+@shared_options(WRITE, helps={"output": "Output QA.jsonl (a manifest QA.jsonl.manifest.json goes beside it)."})
 def dataset_build(
     tasks: Annotated[str, typer.Option("--tasks", help="all or a comma list of capitals, state-capitals, "
                                                        "element-symbols, element-numbers, arithmetic.")] = "all",
@@ -36,32 +31,26 @@ def dataset_build(
     arith_ops: Annotated[str, typer.Option("--arith-ops", help="Comma list of add, sub, mul.")] = "add,sub,mul",
     arith_digits: Annotated[str, typer.Option("--arith-digits", help="Operand digits, e.g. 1-4 or 1,2.")] = "1-4",
     seed: SeedOpt = 0,
-    output: Annotated[str | None, typer.Option("--output", "-o", help="Output QA.jsonl (a manifest "
-                                                                       "QA.jsonl.manifest.json goes beside it).")]
-    = None,
-    force: ForceOpt = False,
-    dry_run: DryRunOpt = False,
-    json_mode: JsonOpt = False,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
+    *,
+    shared: Shared,
 ) -> None:
     """Build question-answer items (fact tables + stratified arithmetic) as JSONL."""
     import json
 
-    from dnnkit.models.atomic import atomic_file, check_output_path
+    from dnnkit.models.atomic import atomic_file
     from dnnkit.probes.hallucination.arithmetic import parse_digits, parse_ops
     from dnnkit.probes.hallucination.dataset import build_dataset, dataset_sha256, parse_tasks, records_jsonl
     from dnnkit.probes.hallucination.facts import check_facts_spec
 
-    out = start(json_mode, quiet, verbose)
+    out, dry_run = shared.out, shared.dry_run
     parse_tasks(tasks)
     parse_ops(arith_ops)
     parse_digits(arith_digits)
     check_facts_spec(facts)
     dest = manifest_path = None
     if not dry_run:
-        dest = check_output_path(_require_output(output, "the JSONL file to write"), force)
-        manifest_path = check_output_path(Path(str(dest) + ".manifest.json"), force)
+        dest = shared.check_output(shared.output_or_error("name the JSONL file to write"))
+        manifest_path = shared.check_output(Path(str(dest) + ".manifest.json"))
     records, manifest = build_dataset(tasks, facts, n_arith, arith_ops, arith_digits, seed)
     manifest["sha256"] = dataset_sha256(records)
     if dest is not None and manifest_path is not None:
@@ -117,6 +106,7 @@ def _load_causal_lm(model: str, out: Any, facts: dict[str, Any]) -> tuple[Any, A
 
 
 @app.command("train")
+@shared_options(WRITE, defaults={"threads": 1}, helps={"threads": THREADS_ONE, "output": "Output PROBE.safetensors."})
 def train_command(
     model: ModelArg,
     data: Annotated[str, typer.Option("--data", help="builtin-qa (built in memory) or jsonl:PATH.")] = "builtin-qa",
@@ -138,22 +128,17 @@ def train_command(
     grid: Annotated[bool, typer.Option("--grid/--no-grid", help="Also report AUROC at every layer.")] = True,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Prompts per batch.", min=1)] = 16,
     n_boot: Annotated[int, typer.Option("--n-boot", help="Bootstrap resamples for CIs.", min=100)] = 1000,
-    threads: ThreadsOpt = 1,
     seed: SeedOpt = 0,
-    output: Annotated[str | None, typer.Option("--output", "-o", help="Output PROBE.safetensors.")] = None,
-    force: ForceOpt = False,
-    dry_run: DryRunOpt = False,
-    json_mode: JsonOpt = False,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
+    *,
+    shared: Shared,
 ) -> None:
     """Answer questions, label them, and train a probe that flags wrong answers (with baselines)."""
     import json
 
-    from dnnkit.models.atomic import atomic_dir, check_output_path
+    from dnnkit.models.atomic import atomic_dir
     from dnnkit.probes.hallucination.pipeline import TrainOptions, check_options, model_facts
 
-    out = start(json_mode, quiet, verbose, threads)
+    out, dry_run = shared.out, shared.dry_run
     opts = TrainOptions(probe=probe, layer=layer, position=position, holdout_family=holdout_family, folds=folds,
                         max_new_tokens=max_new_tokens, no_answer=no_answer, seed=seed, grid=grid, n_boot=n_boot)
     check_options(opts)
@@ -161,10 +146,9 @@ def train_command(
     check_options(opts, records)
     dest = report = None
     if not dry_run:
-        dest = check_output_path(_require_output(output, "the probe .safetensors to write"), force,
-                                 inputs=(model,))
+        dest = shared.check_output(shared.output_or_error("name the probe .safetensors to write"), model)
         report = Path(report_dir) if report_dir else dest.parent / f"{dest.stem}_report"
-        check_output_path(report, force)
+        shared.check_output(report)
     facts = model_facts(model)
     if facts["n_blocks"] is not None:
         check_options(opts, records, int(facts["n_blocks"]))
@@ -182,7 +166,7 @@ def train_command(
         "model": model, "output": str(dest) if dest else None, "report_dir": str(report) if report else None,
         "dry_run": dry_run, "probe": probe, "position": position, "layer": fitted.info["layer"],
         "cost": {"load_s": round(load_s, 2), "per_item_s": round(answers.seconds / len(records), 4),
-                 "answer_seconds": round(answers.seconds, 1), "threads": threads, "cached": answers.cached},
+                 "answer_seconds": round(answers.seconds, 1), "threads": shared.threads, "cached": answers.cached},
         **rep,
     }
     if dest is not None and report is not None:
@@ -192,7 +176,7 @@ def train_command(
 
         record = probe_record(model, loaded.sha256(), n_blocks, width, opts, tokenizer, records, data_name, rep,
                               fitted.info["layer"])
-        write_checkpoint(dest, fitted.tensors(), record, force=force)
+        write_checkpoint(dest, fitted.tensors(), record, force=shared.force)
         with atomic_dir(report) as tmp:
             from dnnkit.cli.output import to_json
 
@@ -230,6 +214,7 @@ def _render_train(console: Any, r: dict[str, Any]) -> None:
 
 
 @app.command("score")
+@shared_options(WRITE, defaults={"threads": 1}, helps={"threads": THREADS_ONE, "output": "Output SCORED.jsonl."})
 def score_command(
     model: ModelArg,
     probe: Annotated[str, typer.Option("--probe", help="PROBE.safetensors written by `train`.")],
@@ -239,21 +224,16 @@ def score_command(
     = "auto",
     max_new_tokens: Annotated[int | None, typer.Option("--max-new-tokens", help="Default: the probe's.")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Prompts per batch.", min=1)] = 16,
-    threads: ThreadsOpt = 1,
-    output: Annotated[str | None, typer.Option("--output", "-o", help="Output SCORED.jsonl.")] = None,
-    force: ForceOpt = False,
-    dry_run: DryRunOpt = False,
-    json_mode: JsonOpt = False,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
+    *,
+    shared: Shared,
 ) -> None:
     """Risk scores (P(wrong)) for answers to new questions, as JSON Lines; AUROC when `gold` is given."""
     from dnnkit.errors import InputError
-    from dnnkit.models.atomic import atomic_file, check_output_path
+    from dnnkit.models.atomic import atomic_file
     from dnnkit.models.safetensors_io import load_tensors, read_header
     from dnnkit.probes.hallucination.pipeline import model_facts
 
-    out = start(json_mode, quiet, verbose, threads)
+    out, dry_run = shared.out, shared.dry_run
     probe_path = Path(probe)
     if not probe_path.is_file():
         raise InputError(f"probe file {probe!r} does not exist")
@@ -268,8 +248,8 @@ def score_command(
     records, _ = _load_records(data, require_gold=False, seed=0)
     dest = None
     if not dry_run:
-        dest = check_output_path(_require_output(output, "the scored JSONL to write"), force,
-                                 inputs=(model, probe))
+        dest = shared.check_output(shared.output_or_error("name the scored JSONL to write"), model)
+        shared.check_output(dest, probe)
     facts = model_facts(model)
     source = record.get("source") or {}
     if facts["sha256"] is not None and source.get("sha256") and facts["sha256"] != source["sha256"]:
@@ -306,7 +286,7 @@ def score_command(
     result = {"model": model, "probe": probe, "output": str(dest) if dest else None, "dry_run": dry_run,
               "layer": layer, "position": record.get("position"),
               "cost": {"load_s": round(load_s, 2), "per_item_s": round(answers.seconds / len(records), 4),
-                       "threads": threads}, **summary}
+                       "threads": shared.threads}, **summary}
     out.result(result, lambda console: console.print(
         f"{summary['n']} items scored, {summary['flagged']} flagged (p_wrong >= {thr_value:.3f})"
         + (f"; AUROC {_fmt(summary.get('auroc'))}, recall at 10% FPR {_fmt(summary.get('recall_at_10fpr'))}"

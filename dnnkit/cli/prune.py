@@ -6,26 +6,12 @@ from typing import Annotated, Any
 
 import typer
 
-from dnnkit.cli.common import command_line, start
-from dnnkit.cli.options import (
-    ArchOpt,
-    BatchSizeOpt,
-    DataOpt,
-    DeviceOpt,
-    DryRunOpt,
-    DtypeOpt,
-    ForceOpt,
-    JsonOpt,
-    ModelArg,
-    OutputOpt,
-    QuietOpt,
-    SeedOpt,
-    SeqLenOpt,
-    ThreadsOpt,
-    VerboseOpt,
-)
+from dnnkit.cli.common import command_line
+from dnnkit.cli.options import BatchSizeOpt, DataOpt, ModelArg, SeedOpt, SeqLenOpt
+from dnnkit.cli.shared import DTYPE, GATE, LOAD, WRITE, Shared, shared_options
 
 
+@shared_options(LOAD, DTYPE, WRITE, GATE)
 def prune_command(
     model: ModelArg,
     ratio: Annotated[float, typer.Option("--ratio", help="Fraction of the prunable weights set to zero, in [0, 1).")],
@@ -58,23 +44,15 @@ def prune_command(
                    ] = "dense",
     limit: Annotated[int | None, typer.Option("--limit", help="Held-out samples for metrics (default: all images, "
                                                                "16 text blocks).", min=1)] = None,
-    arch: ArchOpt = None,
-    output: OutputOpt = None,
-    force: ForceOpt = False,
-    dry_run: DryRunOpt = False,
     batch_size: BatchSizeOpt = 256,
-    device: DeviceOpt = "cpu",
-    dtype: DtypeOpt = None,
-    threads: ThreadsOpt = None,
-    json_mode: JsonOpt = False,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
+    *,
+    shared: Shared,
 ) -> None:
     """Zero a fraction of a model's weights, smallest magnitudes first, with a per-layer allocation."""
     from dnnkit.errors import InputError
     from dnnkit.surgery.prune.run import PruneOptions, validate_options
 
-    out = start(json_mode, quiet, verbose, threads)
+    out = shared.out
     if layer_adaptive:
         if method not in ("lamp", "rd"):
             raise InputError(f"--layer-adaptive is --method rd; it conflicts with --method {method}")
@@ -91,18 +69,28 @@ def prune_command(
                         levels=levels, dp_units=units, steps=steps, refine=refine, finetune_epochs=finetune_epochs,
                         lr=lr, format=fmt, batch_size=batch_size, eval_limit=limit, seq_len=seq_len)
     validate_options(opts)
-    if output is None and not dry_run:
-        raise InputError("missing -o/--output", hint="name the pruned file (or pass --dry-run)")
+    output = shared.output_or_error("name the pruned checkpoint")
     if fmt == "sparse" and output is not None and not output.endswith(".safetensors"):
         raise InputError(f"--format sparse writes a .safetensors file, got -o {output!r}",
                          hint="plain transformers/timm cannot read the sparse format; use --format dense for folders")
     from dnnkit.surgery.prune.command import run_prune
 
-    result = run_prune(model, opts, arch=arch, output=output, force=force, dry_run=dry_run, device=device,
-                       dtype=dtype, argv=command_line(), progress=out.progress())
+    result = run_prune(model, opts, arch=shared.arch, weights=shared.weights, output=output, force=shared.force,
+                       dry_run=shared.dry_run, device=shared.device, dtype=shared.dtype, argv=command_line(),
+                       progress=out.progress(), gate=_gate(shared))
     for w in result["warnings"]:
         out.warn(w)
     out.result(result, lambda console: _render(console, result))
+
+
+def _gate(shared: Shared) -> Any:
+    """Before the write: warn on a large metric drop, and stop (nothing written) when a --require fails."""
+
+    def check(result: dict[str, Any]) -> None:
+        metrics = result.get("metrics") or {}
+        shared.gate(metrics.get("before") or {}, metrics.get("after") or {}, "prune")
+
+    return check
 
 
 def _pct(x: float | None) -> str:

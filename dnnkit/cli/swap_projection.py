@@ -7,23 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
-from dnnkit.cli.common import start
-from dnnkit.cli.options import (
-    ArchOpt,
-    CalibOpt,
-    DeviceOpt,
-    DryRunOpt,
-    DtypeOpt,
-    ForceOpt,
-    JsonOpt,
-    ModelArg,
-    OutputOpt,
-    QuietOpt,
-    SeedOpt,
-    SeqLenOpt,
-    ThreadsOpt,
-    VerboseOpt,
-)
+from dnnkit.cli.options import CalibOpt, ModelArg, SeedOpt, SeqLenOpt
+from dnnkit.cli.shared import DTYPE, GATE, LOAD, WRITE, Shared, shared_options
 
 app = typer.Typer(help="Replace Linear layers by Tversky projection layers (or fresh Linear controls) and "
                        "fine-tune.", no_args_is_help=True)
@@ -51,6 +36,7 @@ NoStdOpt = Annotated[bool, typer.Option("--no-standardize", help="Do not standar
 NoPlotsOpt = Annotated[bool, typer.Option("--no-plots", help="Write no PNG.")]
 
 
+@shared_options(LOAD, DTYPE, WRITE, GATE)
 def _tversky_command(
     model: ModelArg,
     layers: LayersOpt,
@@ -85,17 +71,9 @@ def _tversky_command(
     eval_limit: EvalLimitOpt = None,
     seq_len: SeqLenOpt = 128,
     no_plots: NoPlotsOpt = False,
-    arch: ArchOpt = None,
     seed: SeedOpt = 0,
-    device: DeviceOpt = "cpu",
-    dtype: DtypeOpt = None,
-    output: OutputOpt = None,
-    force: ForceOpt = False,
-    dry_run: DryRunOpt = False,
-    threads: ThreadsOpt = None,
-    json_mode: JsonOpt = False,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
+    *,
+    shared: Shared,
 ) -> None:
     """Replace the matched Linear layers by Tversky projections and fine-tune."""
     from dnnkit.errors import InputError
@@ -113,9 +91,10 @@ def _tversky_command(
                 beta=beta, theta=theta, intersection=intersection, difference=difference, reduction=reduction,
                 init=init, standardize=not no_standardize)
     _run(model, opts, data, calib, freeze_rest, epochs, steps, lr, batch_size, limit, eval_limit, seq_len, no_plots,
-         arch, seed, device, dtype, output, force, dry_run, threads, json_mode, quiet, verbose)
+         seed, shared)
 
 
+@shared_options(LOAD, DTYPE, WRITE, GATE)
 def _linear_command(
     model: ModelArg,
     layers: LayersOpt,
@@ -132,22 +111,14 @@ def _linear_command(
     eval_limit: EvalLimitOpt = None,
     seq_len: SeqLenOpt = 128,
     no_plots: NoPlotsOpt = False,
-    arch: ArchOpt = None,
     seed: SeedOpt = 0,
-    device: DeviceOpt = "cpu",
-    dtype: DtypeOpt = None,
-    output: OutputOpt = None,
-    force: ForceOpt = False,
-    dry_run: DryRunOpt = False,
-    threads: ThreadsOpt = None,
-    json_mode: JsonOpt = False,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
+    *,
+    shared: Shared,
 ) -> None:
     """Control: re-train the matched layers as fresh (standardised-input) Linear layers, same budget."""
     opts = dict(kind="linear", layers=layers, num_classes=num_classes, standardize=not no_standardize)
     _run(model, opts, data, calib, freeze_rest, epochs, steps, lr, batch_size, limit, eval_limit, seq_len, no_plots,
-         arch, seed, device, dtype, output, force, dry_run, threads, json_mode, quiet, verbose)
+         seed, shared)
 
 
 app.command("tversky")(_tversky_command)
@@ -156,37 +127,31 @@ app.command("linear")(_linear_command)
 
 def _run(model: str, fields: dict[str, Any], data: str | None, calib: int, freeze_rest: bool, epochs: int | None,
          steps: int | None, lr: float | None, batch_size: int | None, limit: int | None, eval_limit: int | None,
-         seq_len: int, no_plots: bool, arch: str | None, seed: int, device: str, dtype: str | None,
-         output: str | None, force: bool, dry_run: bool, threads: int | None, json_mode: bool, quiet: bool,
-         verbose: bool) -> None:
+         seq_len: int, no_plots: bool, seed: int, shared: Shared) -> None:
     from pathlib import Path
 
     from dnnkit.errors import InputError
 
-    out = start(json_mode, quiet, verbose, threads)
+    out, dry_run = shared.out, shared.dry_run
     from dnnkit.surgery.tversky.swap import SwapOptions
 
     opts = SwapOptions(**fields, calib=calib, freeze_rest=freeze_rest, epochs=epochs, steps=steps, lr=lr,
                        batch_size=batch_size, seed=seed, limit=limit, eval_limit=eval_limit, seq_len=seq_len)
     opts.check()
-    if output is None and not dry_run:
-        raise InputError("no output path", hint="pass -o OUT.safetensors (or --dry-run)")
+    output = shared.output_or_error("name the swapped checkpoint (.safetensors)")
     if output is not None:
         if Path(output).suffix != ".safetensors":
             raise InputError(f"output {output!r} must end in .safetensors",
                              hint="a swapped model is a dnnkit checkpoint that reloads by recipe replay")
-        from dnnkit.models.atomic import check_output_path
-
         if not dry_run:
-            check_output_path(output, force, inputs=(model,))
+            shared.check_output(output, model)
     if data is not None:
         from dnnkit.data.registry import check_data_spec
 
         check_data_spec(data)
-    from dnnkit.models.registry import load_model
     from dnnkit.surgery.tversky.swap import swap_projection
 
-    loaded = load_model(model, arch=arch, device=device, dtype=dtype, progress=out.progress())
+    loaded = shared.load(model)
     loaded.require_network("swap-projection")
     data = data or loaded.info.default_data
     if data is None:
@@ -194,16 +159,25 @@ def _run(model: str, fields: dict[str, Any], data: str | None, calib: int, freez
     originals = dict(loaded.model.named_modules())
     result = swap_projection(loaded, data, opts, progress=out.progress(), dry_run=dry_run)
     report = {"model": model, "data": data, "output": output, **result.report}
+    shared.gate(_metric(report, "metric_before"), _metric(report, "metric_after"), "swap-projection")
     if not dry_run:
         from dnnkit.models.save import save_model
 
         metrics = {"before": report["metric_before"], "after": report["metric_after"],
                    "params_before": report["params_before"], "params_after": report["params_after"]}
-        save_model(loaded, result.model, output, result.step, metrics, force=force, structural=True)
+        save_model(loaded, result.model, output, result.step, metrics, force=shared.force, structural=True)
         report["plots"] = [] if no_plots or opts.kind != "tversky" else _plots(loaded, result, originals, output)
     else:
         report["plots"] = []
     out.result(report, lambda console: _render(console, report))
+
+
+def _metric(report: dict[str, Any], key: str) -> dict[str, Any]:
+    """`metric_before`/`metric_after` as a metrics mapping (a dict already, or one named figure)."""
+    value = report.get(key)
+    if isinstance(value, dict):
+        return value
+    return {} if value is None else {str(report.get("metric", "metric")): value}
 
 
 def _plots(loaded: Any, result: Any, originals: dict[str, Any], output: str) -> list[str]:

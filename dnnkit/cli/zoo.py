@@ -6,35 +6,34 @@ from typing import Annotated, Any
 
 import typer
 
-from dnnkit.cli.common import start
-from dnnkit.cli.options import JsonOpt, QuietOpt, ThreadsOpt, VerboseOpt
+from dnnkit.cli.shared import Shared, shared_options
 
 app = typer.Typer(help="Built-in reference models that work offline.", no_args_is_help=True)
 
 
 @app.command("list")
-def list_command(json_mode: JsonOpt = False, quiet: QuietOpt = False, verbose: VerboseOpt = False) -> None:
+@shared_options()
+def list_command(*, shared: Shared) -> None:
     """List zoo models, what they are and whether they are ready."""
     from dnnkit.zoo.catalog import ZOO, zoo_status
 
-    out = start(json_mode, quiet, verbose)
+    out = shared.out
     models = [{"name": f"zoo:{e.name}", "task": e.task, "source": e.source, "data": e.data,
                "description": e.description, "status": zoo_status(e)} for e in ZOO.values()]
     out.result({"models": models}, lambda console: _render(console, models))
 
 
 @app.command("build")
+@shared_options()
 def build_command(
     names: Annotated[list[str] | None, typer.Argument(help="Zoo names (default: all).", show_default=False)] = None,
-    threads: ThreadsOpt = None,
-    json_mode: JsonOpt = False,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
+    *,
+    shared: Shared,
 ) -> None:
     """Train (or convert) zoo models now and report their held-out metrics."""
     from dnnkit.zoo.catalog import ZOO, zoo_entry
 
-    out = start(json_mode, quiet, verbose, threads)
+    out = shared.out
     wanted = [zoo_entry(n.removeprefix("zoo:")) for n in names] if names else list(ZOO.values())
     from dnnkit.evaluate import evaluate
     from dnnkit.models.registry import load_model

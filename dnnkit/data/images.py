@@ -27,7 +27,13 @@ def _stratified_split(y: np.ndarray, test_fraction: float, split: str) -> np.nda
     from sklearn.model_selection import train_test_split
 
     idx = np.arange(len(y))
-    train, test = train_test_split(idx, test_size=test_fraction, stratify=y, random_state=SPLIT_SEED)
+    if len(y) < 2:
+        return idx
+    counts = np.unique(y, return_counts=True)[1]
+    n_test = int(np.ceil(test_fraction * len(y)))
+    # Stratify when every class can appear on both sides; a small set gets a plain (fixed) shuffle split.
+    stratify = y if counts.min() >= 2 and len(counts) <= n_test <= len(y) - len(counts) else None
+    train, test = train_test_split(idx, test_size=test_fraction, stratify=stratify, random_state=SPLIT_SEED)
     return np.sort(train if split == "train" else test)
 
 

@@ -17,13 +17,20 @@ from dnnkit.errors import InputError
 
 
 def check_output_path(dest: str | Path, force: bool, inputs: tuple[str | Path, ...] = ()) -> Path:
-    """Validate an output path before any heavy work; return it as a Path."""
+    """Validate an output path before any heavy work; return it as a Path.
+
+    Missing parent folders are fine (the write creates them, as `mkdir -p` would); the nearest one that
+    exists must be a writable folder.
+    """
     dest = Path(dest)
     parent = dest.parent if str(dest.parent) else Path(".")
-    if not parent.is_dir():
-        raise InputError(f"output folder {str(parent)!r} does not exist", hint="create it first")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise InputError(f"output folder {str(parent)!r} is not writable")
+    existing = parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError(f"cannot create output folder {str(parent)!r}: {str(existing)!r} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"output folder {str(existing)!r} is not writable")
     for src in inputs:
         if dest.exists() and Path(src).exists() and _same_path(dest, Path(src)):
             raise InputError(f"output {str(dest)!r} is the input; dnnkit never modifies its input",
@@ -49,6 +56,15 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
+def _make_parents(dest: Path) -> None:
+    """Create the missing folders above an output (one rule for every command: like `mkdir -p`)."""
+    parent = dest.parent if str(dest.parent) else Path(".")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create output folder {str(parent)!r}: {exc.strerror}") from exc
+
+
 def _temp_sibling(dest: Path) -> Path:
     return dest.parent / f".{dest.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
@@ -57,6 +73,7 @@ def _temp_sibling(dest: Path) -> Path:
 def atomic_file(dest: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to `dest`; on success fsync it and move it into place."""
     dest = Path(dest)
+    _make_parents(dest)
     tmp = _temp_sibling(dest)
     try:
         yield tmp
@@ -73,6 +90,7 @@ def atomic_file(dest: str | Path) -> Iterator[Path]:
 def atomic_dir(dest: str | Path) -> Iterator[Path]:
     """Yield a temporary folder next to `dest`; on success move it into place (replacing `dest`)."""
     dest = Path(dest)
+    _make_parents(dest)
     tmp = _temp_sibling(dest)
     tmp.mkdir()
     old: Path | None = None

@@ -6,6 +6,7 @@ fallback to full unpickling, ever.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,10 +23,15 @@ def load_legacy_state_dict(path: Path) -> dict[str, torch.Tensor]:
     import torch
 
     try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols; the verdict below is what counts
+            warnings.simplefilter("ignore")
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - anything the restricted unpickler rejects is refused input
+        import pickle
+
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "weights_only" in str(exc) or "Unsupported global" in str(exc) or "GLOBAL" in str(exc):
+        if isinstance(exc, pickle.UnpicklingError) or any(
+                k in str(exc) for k in ("weights_only", "Unsupported global", "GLOBAL")):
             raise InputError(f"refused to load {path}: its pickle asks to run code or build objects "
                              "(only plain tensors are accepted)",
                              hint="convert it to safetensors in a trusted environment") from exc

@@ -69,7 +69,10 @@ class LoadedModel:
 
         if self.tokenizer_dir is None:
             raise InputError(f"{self.ref.raw} has no tokenizer files")
-        return AutoTokenizer.from_pretrained(str(self.tokenizer_dir), local_files_only=True)
+        from dnnkit.models.hf_quiet import quiet_transformers
+
+        with quiet_transformers():
+            return AutoTokenizer.from_pretrained(str(self.tokenizer_dir), local_files_only=True)
 
 
 def files_sha256(files: list[Path]) -> str:
@@ -280,21 +283,49 @@ def _load_hf_dir(ref: ModelRef, trust_remote_code: bool) -> LoadedModel:
         return _load_timm_folder(ref, spec, files + [config_file])
     spec["tokenizer_dir"] = str(folder.resolve())
     cls = _hf_class_or_auto(spec["class"])
-    kwargs: dict[str, Any] = {"local_files_only": True, "trust_remote_code": trust_remote_code}
-    if all(f.suffix == ".safetensors" for f in files):
-        kwargs["use_safetensors"] = True
-    try:
-        model = cls.from_pretrained(str(folder), **kwargs)
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        raise InputError(f"cannot load Hugging Face folder {folder}: {str(exc).splitlines()[0][:240]}") from exc
+    model = _hf_from_pretrained(cls, folder, files, trust_remote_code)
     record = None
     if (folder / "dnnkit.json").is_file():
-        record = json.loads((folder / "dnnkit.json").read_text())
+        record = _read_record_file(folder / "dnnkit.json")
     elif files[0].suffix == ".safetensors":
         record = read_header(files[0]).dnnkit_record()
     has_tok = any((folder / n).exists() for n in ("tokenizer.json", "tokenizer_config.json", "vocab.txt"))
     return LoadedModel(ref, model, spec, info_from_arch(spec, model), record, files + [config_file],
                        hf_dir=folder, tokenizer_dir=folder if has_tok else None)
+
+
+def _hf_from_pretrained(cls: type, folder: Path, files: list[Path], trust_remote_code: bool) -> nn.Module:
+    """`cls.from_pretrained` on a local folder, quietly; `.bin` weights are read by dnnkit's own restricted
+    loader first (a pickle that wants to run code is refused as bad input, never handed to transformers)."""
+    from dnnkit.models.hf_quiet import quiet_transformers
+
+    kwargs: dict[str, Any] = {"local_files_only": True, "trust_remote_code": trust_remote_code}
+    target: str | None = str(folder)
+    if all(f.suffix == ".safetensors" for f in files):
+        kwargs["use_safetensors"] = True
+    else:
+        from transformers import AutoConfig
+
+        from dnnkit.models.legacy import load_legacy_state_dict
+
+        state: dict[str, torch.Tensor] = {}
+        for f in files:
+            if f.suffix == ".safetensors":
+                from dnnkit.models.safetensors_io import load_tensors
+
+                state.update(load_tensors(f))
+            else:
+                state.update(load_legacy_state_dict(f))
+        with quiet_transformers():
+            kwargs["config"] = AutoConfig.from_pretrained(str(folder), local_files_only=True,
+                                                          trust_remote_code=trust_remote_code)
+        kwargs["state_dict"] = state
+        target = None
+    try:
+        with quiet_transformers():
+            return cls.from_pretrained(target, **kwargs)
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise InputError(f"cannot load Hugging Face folder {folder}: {str(exc).splitlines()[0][:240]}") from exc
 
 
 def _load_timm_folder(ref: ModelRef, spec: dict[str, Any], files: list[Path]) -> LoadedModel:
@@ -311,7 +342,21 @@ def _load_timm_folder(ref: ModelRef, spec: dict[str, Any], files: list[Path]) ->
 
             tensors.update(load_legacy_state_dict(f))
     load_state_into(model, tensors, ref.raw)
-    return LoadedModel(ref, model, spec, info_from_arch(spec, model), None, files)
+    record = None
+    if (ref.path / "dnnkit.json").is_file():
+        record = _read_record_file(ref.path / "dnnkit.json")
+    return LoadedModel(ref, model, spec, info_from_arch(spec, model), record, files, hf_dir=ref.path)
+
+
+def _read_record_file(path: Path) -> dict[str, Any] | None:
+    """The dnnkit record a folder output carries beside its weights (`dnnkit.json`)."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path} is not a valid dnnkit record") from exc
+    if not isinstance(record, dict):
+        raise InputError(f"{path} is not a valid dnnkit record")
+    return record
 
 
 def _hf_class_or_auto(name: str) -> type:

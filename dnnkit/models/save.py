@@ -102,6 +102,37 @@ def write_hf_folder(out: str | Path, model: nn.Module, record: dict[str, Any], s
     return record
 
 
+def write_timm_folder(out: str | Path, model: nn.Module, record: dict[str, Any], source_dir: Path | None, *,
+                      force: bool) -> dict[str, Any]:
+    """Write a timm folder (`config.json` + `model.safetensors`, as timm's `save_for_hf` does) that
+    `timm.create_model("local-dir:DIR", pretrained=True)` loads, with the dnnkit record beside it."""
+    from dnnkit.models.safetensors_io import save_tensors
+
+    out = check_output_path(out, force)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tensors, aliases = dedupe_shared(state)
+    for alias, kept in aliases.items():  # timm reads plain state dicts: every name gets its own tensor
+        tensors[alias] = tensors[kept].clone()
+    tensors = {k: tensors[k] for k in state}
+    record = complete_record(record)
+    text = json.dumps(record, default=_json_default)
+    with atomic_dir(out) as tmp:
+        if source_dir is not None:
+            _copy_non_weight_files(source_dir, tmp)
+        if not (tmp / "config.json").is_file():
+            from timm.models._hub import save_config_for_hf
+
+            save_config_for_hf(model, tmp / "config.json")
+        save_tensors(tmp / "model.safetensors", tensors, {"format": "pt", "dnnkit": text})
+        (tmp / "dnnkit.json").write_text(json.dumps(record, indent=2, default=_json_default) + "\n")
+    return record
+
+
+def folder_output_family(loaded: LoadedModel) -> str | None:
+    """The library whose folder format an output of `loaded` can be written in ("hf", "timm"), if any."""
+    return loaded.info.family if loaded.info.family in ("hf", "timm") else None
+
+
 def _copy_non_weight_files(src: Path, dst: Path) -> None:
     for item in src.iterdir():
         if any(item.match(p) for p in WEIGHT_FILE_PATTERNS) or item.name.startswith("."):
@@ -124,10 +155,13 @@ def save_model(loaded: LoadedModel, model: nn.Module, out: str | Path, step: dic
     out = Path(out)
     if out.suffix == ".safetensors":
         return write_checkpoint(out, model.state_dict(), record, force=force, sparse=sparse)
-    if loaded.info.family == "hf" and not structural and not sparse:
+    family = folder_output_family(loaded)
+    if family == "hf" and not structural and not sparse:
         return write_hf_folder(out, model, record, loaded.hf_dir, force=force)
+    if family == "timm" and not structural and not sparse:
+        return write_timm_folder(out, model, record, loaded.hf_dir, force=force)
     raise InputError(f"output {str(out)!r} must end in .safetensors",
-                     hint="a folder output is written only for unchanged Hugging Face architectures")
+                     hint="a folder output is written only for unchanged Hugging Face or timm architectures")
 
 
 def _json_default(obj: object) -> object:

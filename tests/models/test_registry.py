@@ -210,8 +210,15 @@ def test_corrupt_sparse_tensor(tmp_path):
 
 
 def test_output_checks(tmp_path):
-    with pytest.raises(InputError, match="does not exist"):
-        check_output_path(tmp_path / "nope" / "x.safetensors", force=False)
+    nested = tmp_path / "nope" / "deeper" / "x.safetensors"
+    assert check_output_path(nested, force=False) == nested  # missing parents are created by the write
+    assert not (tmp_path / "nope").exists()  # ... not by the check
+    with atomic_file(nested) as tmp:
+        tmp.write_bytes(b"new")
+    assert nested.read_bytes() == b"new"
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(InputError, match="is not a folder"):
+        check_output_path(tmp_path / "file" / "x.safetensors", force=False)
     existing = tmp_path / "x.safetensors"
     existing.write_bytes(b"old")
     with pytest.raises(InputError, match="already exists"):

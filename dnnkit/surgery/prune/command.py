@@ -7,6 +7,7 @@ path: tensor by tensor, never the whole model in memory. Everything else loads t
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +24,15 @@ def _streamable(resolved: Any, arch: str | None, opts: PruneOptions) -> bool:
     return not opts.needs_network() and opts.data is None
 
 
-def run_prune(model_ref: str, opts: PruneOptions, *, arch: str | None = None, output: str | None = None,
-              force: bool = False, dry_run: bool = False, device: str = "cpu", dtype: str | None = None,
-              argv: list[str] | None = None, progress: ProgressReporter | None = None) -> dict[str, Any]:
-    """Run one pruning; returns the report dict (the JSON of `dnnkit prune --json`)."""
+def run_prune(model_ref: str, opts: PruneOptions, *, arch: str | None = None, weights: str | None = None,
+              output: str | None = None, force: bool = False, dry_run: bool = False, device: str = "cpu",
+              dtype: str | None = None, argv: list[str] | None = None, progress: ProgressReporter | None = None,
+              gate: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Run one pruning; returns the report dict (the JSON of `dnnkit prune --json`).
+
+    `gate(result)` runs after the metrics are measured and before anything is written; it may raise
+    to stop the write (the CLI's `--require`).
+    """
     from dnnkit.models.atomic import check_output_path
     from dnnkit.models.registry import resolve
 
@@ -38,10 +44,14 @@ def run_prune(model_ref: str, opts: PruneOptions, *, arch: str | None = None, ou
     inputs = (resolved.target,) if resolved.kind in ("safetensors", "hf-dir", "gguf", "legacy") else ()
     if output is not None and not dry_run:
         check_output_path(output, force, inputs=inputs)
+    if weights is not None and resolved.kind != "timm":
+        raise InputError(f"--weights applies to timm:NAME models, not {model_ref}",
+                         hint="a checkpoint file or folder carries its own weights")
     if _streamable(resolved, arch, opts):
-        result = _run_streaming(resolved, model_ref, opts, output, dry_run, argv, progress)
+        result = _run_streaming(resolved, model_ref, opts, output, dry_run, argv, progress, gate)
     else:
-        result = _run_network(resolved, model_ref, opts, arch, output, force, dry_run, dtype, argv, progress)
+        result = _run_network(resolved, model_ref, opts, arch, weights, output, force, dry_run, dtype, argv,
+                              progress, gate)
     result["timing"]["total_s"] = time.perf_counter() - t_start
     result["dry_run"] = dry_run
     return result
@@ -57,7 +67,8 @@ def _step(opts: PruneOptions, rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _run_streaming(resolved: Any, model_ref: str, opts: PruneOptions, output: str | None, dry_run: bool,
-                   argv: list[str] | None, progress: ProgressReporter) -> dict[str, Any]:
+                   argv: list[str] | None, progress: ProgressReporter,
+                   gate: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
     from dnnkit.models.registry import files_sha256, open_weights
     from dnnkit.models.safetensors_io import read_header
     from dnnkit.surgery.prune.layers import FLOAT_DTYPES, file_weight_names, scan_layers, select_layers
@@ -82,6 +93,8 @@ def _run_streaming(resolved: Any, model_ref: str, opts: PruneOptions, output: st
     result["bytes"] = {"in": resolved.path.stat().st_size, "out": None}
     result["output"] = None
     result["path"] = "streaming"
+    if gate is not None:
+        gate(result)
     if not dry_run:
         record = {"arch": input_record.get("arch"), "recipe": [*input_record.get("recipe", []),
                                                                _step(opts, result["layers"])],
@@ -105,11 +118,11 @@ def _network_names_from_record(load_model: Any, resolved: Any) -> list[str]:
     return network_weight_names(loaded.model)
 
 
-def _run_network(resolved: Any, model_ref: str, opts: PruneOptions, arch: str | None, output: str | None,
-                 force: bool, dry_run: bool, dtype: str | None, argv: list[str] | None,
-                 progress: ProgressReporter) -> dict[str, Any]:
+def _run_network(resolved: Any, model_ref: str, opts: PruneOptions, arch: str | None, weights: str | None,
+                 output: str | None, force: bool, dry_run: bool, dtype: str | None, argv: list[str] | None,
+                 progress: ProgressReporter, gate: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
     from dnnkit.models.registry import load_model
-    from dnnkit.models.save import save_model
+    from dnnkit.models.save import folder_output_family, save_model
     from dnnkit.surgery.prune.network import check_data, network_layers, prune_network
 
     if resolved.kind == "safetensors" and arch is None:
@@ -120,13 +133,13 @@ def _run_network(resolved: Any, model_ref: str, opts: PruneOptions, arch: str | 
                                                               ("--finetune-epochs" if opts.finetune_epochs else
                                                                "--data metrics"))
             raise InputError(f"{what} {NEEDS_NETWORK}", hint=f"{resolved.raw} is a bare weights file")
-    loaded = load_model(resolved, arch=arch, dtype=dtype, progress=progress)
+    loaded = load_model(resolved, arch=arch, weights=weights, dtype=dtype, progress=progress)
     if loaded.model is None:
         raise InputError(f"{model_ref}: {NEEDS_NETWORK}")
     check_data(loaded, opts)
-    if output is not None and not output.endswith(".safetensors") and loaded.info.family != "hf":
+    if output is not None and not output.endswith(".safetensors") and folder_output_family(loaded) is None:
         raise InputError(f"output {output!r} must end in .safetensors",
-                         hint="a folder output is written only for Hugging Face models")
+                         hint="a folder output is written only for Hugging Face and timm models")
     layers = network_layers(loaded.model, opts)
     report = prune_network(loaded, layers, opts, progress)
     base = _base_result(opts)
@@ -139,6 +152,8 @@ def _run_network(resolved: Any, model_ref: str, opts: PruneOptions, arch: str | 
     if resolved.kind == "gguf":
         result["warnings"].append("a GGUF input is written as an fp32 Hugging Face model, much larger than the "
                                   "quantised input; consider --format sparse")
+    if gate is not None:
+        gate(result)
     if not dry_run:
         metrics = {k: v for k, v in result["metrics"].items()}
         step = _step(opts, result["layers"])

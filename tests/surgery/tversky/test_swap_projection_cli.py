@@ -166,7 +166,7 @@ def test_bad_output_paths(digits_mlp_ref: str, tmp_path: Path) -> None:
     existing = tmp_path / "exists.safetensors"
     existing.write_bytes(b"keep")
     for out, msg in ((existing, "already exists"), (tmp_path / "x.pt", "must end in .safetensors"),
-                     (tmp_path / "no" / "x.safetensors", "does not exist")):
+                     (existing / "x.safetensors", "is not a folder")):
         res = CliRunner().invoke(app, ["swap-projection", "linear", digits_mlp_ref, "--layers", "11", "-o", str(out)])
         assert res.exit_code == 2 and msg in res.stderr
     assert existing.read_bytes() == b"keep"
