@@ -65,7 +65,7 @@ def lowrank_command(
     *,
     shared: Shared,
 ) -> None:
-    """Factor Linear/Conv2d layers into two thinner layers (SVD, ASVD, whitening, Maestro)."""
+    """Factor Linear, Conv2d and transformers Conv1D layers into two thinner layers (SVD, ASVD, whitening, Maestro)."""
     from dnnkit.errors import InputError
 
     out = shared.out

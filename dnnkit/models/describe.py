@@ -101,9 +101,13 @@ def _arch_summary(arch: dict | None) -> dict | None:
     if arch is None:
         return None
     if arch.get("family") == "hf":
+        from dnnkit.models.arch import hf_config_value
+
         cfg = arch.get("config", {})
-        return {"family": "hf", "class": arch.get("class"), "model_type": cfg.get("model_type"),
-                "num_hidden_layers": cfg.get("num_hidden_layers"), "hidden_size": cfg.get("hidden_size")}
+        summary = {"family": "hf", "class": arch.get("class"), "model_type": cfg.get("model_type")}
+        for key in ("num_hidden_layers", "hidden_size", "num_attention_heads", "max_position_embeddings"):
+            summary[key] = hf_config_value(cfg, key)
+        return summary
     return {k: v for k, v in arch.items() if k != "tokenizer_dir"}
 
 

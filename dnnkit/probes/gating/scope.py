@@ -3,10 +3,11 @@
 The batch fed to the model inside the scope is [x0 (B items); x1 (B*K copies)], copy (i, k) at row
 B + i*K + k. The first part runs every unit normally, so f(x0) is untouched; each copy of item i
 gets the action of every non-linear unit frozen from item i (ReLU slopes, max-pool switches, smooth
-unit gains, normalisation scales), computed without gradient, so the copies part is exactly affine
-in x1. Implemented with a pre-hook (which hands in-place units a scratch copy of their input) and a
-forward hook that replaces the copies part of the output (in place for in-place units, so
-later users of their input see the replay too); hooks are removed on exit.
+unit gains, normalisation scales, softmax attention probabilities of timm's `Attention`), computed
+without gradient, so the copies part is exactly affine in x1. Implemented with a pre-hook (which
+hands in-place units a scratch copy of their input) and a forward hook that replaces the copies part
+of the output (in place for in-place units, so later users of their input see the replay too); hooks
+are removed on exit.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dnnkit.errors import InputError, RuntimeFailure
-from dnnkit.probes.gating.units import check_eval_mode, classify
+from dnnkit.probes.gating.units import check_eval_mode, classify, unsupported_reason
 
 SMOOTH_RULES = ("secant", "tangent")
 RULES = {
@@ -30,6 +31,7 @@ RULES = {
     "smooth-secant": "gain (phi(z0) - phi(0)) / z0 (phi'(0) where |z0| < 1e-6), offset phi(0)",
     "smooth-tangent": "gain phi'(z0), offset phi(z0) - phi'(z0) z0 (A is then the Jacobian)",
     "norm": "centring live (linear), scale 1/sigma(z0) frozen, affine weight and bias kept",
+    "attention": "softmax probabilities frozen from x0 (timm Attention); values and projections live",
     "batchnorm": "eval mode: running statistics, affine (unchanged)",
 }
 
@@ -38,7 +40,8 @@ class LinearScope:
     """Context manager over `model`: inside, forward passes on [x0; copies] replay the frozen network.
 
     Set `scope.items` (B) and `scope.copies` (K) before each forward. Units the scope cannot freeze
-    (softmax, attention, instance norm, ...) are refused with their name.
+    (a bare softmax, nn.MultiheadAttention, instance norm, a norm subclass with another forward, ...)
+    are refused with their name, class and the reason.
     """
 
     def __init__(self, model: nn.Module, smooth: str = "secant") -> None:
@@ -52,9 +55,12 @@ class LinearScope:
         for name, m in model.named_modules():
             kind = classify(m)
             if kind == "unsupported":
-                raise InputError(f"{name} ({type(m).__name__}) cannot be frozen into a linear interpreter",
+                cls = type(m)
+                raise InputError(f"{name} ({cls.__module__}.{cls.__qualname__}) cannot be frozen into a linear "
+                                 f"interpreter: {unsupported_reason(m)}",
                                  hint="supported: ReLU family, max-pool, smooth elementwise units, LayerNorm, "
-                                      "GroupNorm, RMSNorm, and affine layers")
+                                      "GroupNorm, RMSNorm (and subclasses with the same forward), timm softmax "
+                                      "Attention, and affine layers")
             if kind is not None:
                 self.modules.append((name, m, kind))
                 self.units[type(m).__name__] += 1
@@ -93,9 +99,24 @@ class LinearScope:
 
     def __enter__(self) -> LinearScope:
         for _, m, kind in self.modules:
-            self._handles.append(m.register_forward_pre_hook(self._pre_hook))
+            if kind == "attention":
+                self._handles.append(m.register_forward_pre_hook(self._attention_pre_hook, with_kwargs=True))
+            else:
+                self._handles.append(m.register_forward_pre_hook(self._pre_hook))
             self._handles.append(m.register_forward_hook(self._make_hook(kind)))
         return self
+
+    def _attention_pre_hook(self, module: nn.Module, args: tuple, kwargs: dict) -> tuple | None:
+        """Self-attention without a mask only: a mask or causal flag would have to be frozen as well."""
+        if not self._suspended:
+            mask = kwargs.get("attn_mask", args[1] if len(args) > 1 else None)
+            causal = kwargs.get("is_causal", args[2] if len(args) > 2 else False)
+            if mask is not None or causal:
+                names = {id(m): n for n, m, _ in self.modules}
+                raise InputError(f"{names.get(id(module), type(module).__name__)}: attention with a mask or "
+                                 "is_causal cannot be frozen into a linear interpreter yet")
+        new = self._pre_hook(module, args)
+        return None if new is None else (new, kwargs)
 
     def __exit__(self, *exc: object) -> None:
         for h in self._handles:
@@ -120,7 +141,8 @@ class LinearScope:
         return (z[:b].clone() if inplace else z[:b], *args[1:])
 
     def _make_hook(self, kind: str):  # noqa: ANN202
-        act = {"relu": _relu_piece, "maxpool": _maxpool_switch, "smooth": self._smooth, "norm": _norm_frozen}[kind]
+        act = {"relu": _relu_piece, "maxpool": _maxpool_switch, "smooth": self._smooth, "norm": _norm_frozen,
+               "attention": _attention_frozen}[kind]
 
         def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
             if self._suspended:
@@ -233,3 +255,18 @@ def _norm_frozen(module: nn.Module, z0: torch.Tensor, z1: torch.Tensor, k: int) 
     if getattr(module, "bias", None) is not None:
         y1 = y1 + module.bias
     return y1
+
+
+def _attention_frozen(module: nn.Module, z0: torch.Tensor, z1: torch.Tensor, k: int) -> torch.Tensor:
+    """timm `Attention` on copies: softmax(q0 k0^T * scale) from the item, values v(z1) and projections live."""
+    b, n, _ = z0.shape
+    h, d = module.num_heads, module.head_dim
+    with torch.no_grad():
+        qkv0 = module.qkv(z0).reshape(b, n, 3, h, d).permute(2, 0, 3, 1, 4)
+        scale = float(getattr(module, "scale", d ** -0.5))
+        probs = ((qkv0[0] * scale) @ qkv0[1].transpose(-2, -1)).softmax(dim=-1)  # (b, h, n, n)
+    v1 = module.qkv(z1).reshape(z1.shape[0], n, 3, h, d).permute(2, 0, 3, 1, 4)[2]  # (b k, h, n, d)
+    y1 = (_rep(probs, k) @ v1).transpose(1, 2).reshape(z1.shape[0], n, h * d)
+    y1 = module.proj(y1)
+    drop = getattr(module, "proj_drop", None)
+    return drop(y1) if drop is not None else y1

@@ -1,4 +1,4 @@
-"""Classify the modules of a network by how they gate: piecewise linear, max-pool, smooth, norm."""
+"""Classify the modules of a network by how they gate: piecewise linear, max-pool, smooth, norm, attention."""
 
 from __future__ import annotations
 
@@ -24,19 +24,105 @@ BATCH_NORMS: tuple[type[nn.Module], ...] = (nn.BatchNorm1d, nn.BatchNorm2d, nn.B
 
 
 def classify(module: nn.Module) -> str | None:
-    """'relu' (piecewise-linear gate), 'maxpool', 'smooth', 'norm', 'unsupported', or None (affine/container)."""
+    """'relu' (piecewise-linear gate), 'maxpool', 'smooth', 'norm', 'attention', 'unsupported', or None
+    (affine/container). `unsupported_reason` says why a module is 'unsupported'."""
     if isinstance(module, RELU_FAMILY):
         return "relu"
     if isinstance(module, MAX_POOLS):
         return "maxpool"
     if isinstance(module, SMOOTH):
         return "smooth"
-    if type(module) in NORMS:  # exact types: subclasses (e.g. timm's LayerNorm2d) normalise other dims
-        return "norm"
     if isinstance(module, NORMS):
-        return "unsupported"
+        return "norm" if standard_norm(module) else "unsupported"
+    if is_timm_attention(module):
+        return "attention" if timm_attention_problem(module) is None else "unsupported"
     if isinstance(module, UNSUPPORTED):
         return "unsupported"
+    return None
+
+
+def unsupported_reason(module: nn.Module) -> str:
+    """Why `classify(module)` is 'unsupported', in a few words (for the error line)."""
+    if isinstance(module, NORMS):
+        base = _norm_base(module)
+        return (f"it subclasses nn.{base.__name__} but its forward differs from nn.{base.__name__}.forward "
+                "(checked on probe inputs; e.g. it normalises other dims), so the frozen-scale rule does not apply")
+    if is_timm_attention(module):
+        return timm_attention_problem(module) or "unsupported attention variant"
+    if isinstance(module, (nn.Softmax, nn.Softmax2d, nn.LogSoftmax, nn.Softmin)):
+        return "a softmax outside a supported attention module has no frozen rule"
+    if isinstance(module, nn.MultiheadAttention):
+        return "nn.MultiheadAttention is not supported (its softmax runs inside one fused op)"
+    if isinstance(module, (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d, nn.LocalResponseNorm)):
+        return "this normalisation has no frozen rule yet"
+    return "no frozen rule for this non-linear unit"
+
+
+def _norm_base(module: nn.Module) -> type[nn.Module]:
+    """The supported norm class `module` is an instance of."""
+    return next(cls for cls in type(module).__mro__ if cls in NORMS)
+
+
+def standard_norm(module: nn.Module) -> bool:
+    """True when a LayerNorm / GroupNorm / RMSNorm (or a subclass) computes what its torch base class computes.
+
+    Exact types and subclasses that keep the base forward pass; a subclass with its own forward (e.g.
+    timm's LayerNorm, which calls F.layer_norm with the same arguments) must match the base forward on
+    probe inputs of two ranks. timm's LayerNorm2d (normalises the channel dim of NCHW maps) does not.
+    """
+    base = _norm_base(module)
+    if type(module).forward is base.forward:
+        return True
+    return _matches_base_forward(module, base)
+
+
+def _matches_base_forward(module: nn.Module, base: type[nn.Module]) -> bool:
+    """The subclass's forward against the base forward on two random probes (a few hundred numbers)."""
+    import torch
+
+    params = list(module.parameters(recurse=False))
+    dtype = params[0].dtype if params and params[0].is_floating_point() else torch.float32
+    device = params[0].device if params else None
+    if isinstance(module, nn.GroupNorm):
+        shapes = [(2, module.num_channels, 3), (2, module.num_channels, 3, 2)]
+    else:
+        shape = tuple(module.normalized_shape)
+        shapes = [(2, 3, *shape), (2, 3, 2, *shape)]
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for shape in shapes:
+            x = (torch.randn(shape, generator=gen, dtype=torch.float64) * 2 + 0.5).to(dtype=dtype, device=device)
+            try:
+                got = type(module).forward(module, x.clone())  # forward, not __call__: no hooks run
+            except Exception:  # noqa: BLE001 - a forward that rejects the probe is not the base forward
+                return False
+            want = base.forward(module, x.clone())
+            tol = 1e-10 if dtype == torch.float64 else 1e-4
+            if not isinstance(got, torch.Tensor) or got.shape != want.shape or not torch.allclose(
+                    got.to(want.dtype), want, rtol=tol, atol=tol):
+                return False
+    return True
+
+
+def is_timm_attention(module: nn.Module) -> bool:
+    """timm's multi-head self-attention (`timm.layers.Attention`, ViT / DeiT blocks)."""
+    cls = type(module)
+    return cls.__name__ == "Attention" and cls.__module__.startswith("timm.") and hasattr(module, "qkv")
+
+
+def timm_attention_problem(module: nn.Module) -> str | None:
+    """None when the scope can freeze this timm Attention (probabilities from x0, values live), else why not."""
+    missing = [a for a in ("qkv", "num_heads", "head_dim", "proj") if not hasattr(module, a)]
+    if missing:
+        return f"timm Attention without {', '.join(missing)} (another timm version): its layout is unknown"
+    extra = [a for a in ("q_norm", "k_norm", "norm") if not isinstance(getattr(module, a, nn.Identity()), nn.Identity)]
+    if extra:
+        return (f"timm Attention with {', '.join(extra)} (qk_norm / scale_norm) is not supported: only plain "
+                "softmax attention is frozen")
+    if getattr(module, "gate", None) is not None:
+        return "gated timm Attention is not supported: only plain softmax attention is frozen"
+    if getattr(module, "attn_dim", module.num_heads * module.head_dim) != module.num_heads * module.head_dim:
+        return "timm Attention with attn_dim != num_heads * head_dim has an unknown layout"
     return None
 
 

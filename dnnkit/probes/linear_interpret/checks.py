@@ -47,24 +47,39 @@ def linearity_check(it: Interpreter, x0: torch.Tensor, seed: int = 0) -> float:
 
 def _first_nonlinear_module(it: Interpreter, x0: torch.Tensor, xs: torch.Tensor, ca: torch.Tensor,
                             cb: torch.Tensor) -> str:
+    """Where linearity breaks: the first module whose output is not linear in the copies, and, when its input
+    already was not, the module whose forward applies the non-linearity functionally (linear in, not out)."""
     b = x0.shape[0]
     tol = linearity_tolerance(x0.dtype)
-    found: list[str] = []
+    first_output: list[str] = []
+    culprit: list[str] = []
+
+    def broken(t: object) -> bool:
+        return isinstance(t, torch.Tensor) and t.shape[0] == 5 * b and t.is_floating_point() and \
+            _lin_residual(t[b:].detach().reshape(b, 4, -1), ca, cb) > tol
+
     handles = []
     for name, m in it.model.named_modules():
         def hook(module: nn.Module, args: tuple, output: object, name: str = name) -> None:
-            out = logits_of(output)
-            if found or not isinstance(out, torch.Tensor) or out.shape[0] != 5 * b:
+            if culprit or not broken(logits_of(output)):
                 return
-            if _lin_residual(out[b:].detach().reshape(b, 4, -1), ca, cb) > tol:
-                found.append(name or type(module).__name__)
+            label = f"{name or 'the model'} ({type(module).__name__})"
+            if not first_output:
+                first_output.append(label)
+            if not any(broken(a) for a in args):
+                culprit.append(label)
         handles.append(m.register_forward_hook(hook))
     try:
         it.apply(x0, xs)
     finally:
         for h in handles:
             h.remove()
-    return found[0] if found else type(it.model).__name__
+    if not first_output:
+        return type(it.model).__name__
+    if not culprit or culprit[0] == first_output[0]:
+        return first_output[0]
+    return (f"{first_output[0]}, whose input is already non-linear: the non-linearity is applied functionally "
+            f"inside the forward of {culprit[0]}")
 
 
 def jacobian_rows(model: nn.Module, x: torch.Tensor) -> torch.Tensor:

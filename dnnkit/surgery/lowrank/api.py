@@ -9,6 +9,7 @@ dense model when the method needs activations -> decompose every layer in float6
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,12 +33,13 @@ from dnnkit.surgery.lowrank.decompose import (
     whitening_factor,
 )
 from dnnkit.surgery.lowrank.fidelity import Reference, fidelity, make_reference, unique_params
-from dnnkit.surgery.lowrank.modules import make_lowrank, set_factors, set_module
+from dnnkit.surgery.lowrank.modules import dense_matrix, layer_kind, make_lowrank, set_factors, set_module
 from dnnkit.surgery.lowrank.select import Candidate, select_layers
 
 METHODS = ("svd", "asvd", "whiten", "maestro", "truncate")
 RULES = ("ratio", "energy", "params")
 NEEDS_DATA = ("asvd", "whiten", "maestro")
+TEXT_TASKS = ("causal-lm", "encoder")
 
 
 @dataclass
@@ -125,6 +127,8 @@ class Plan:
     candidates: list[Candidate]
     skipped: list[dict[str, str]]
     data: str | None
+    seq_len: int | None = None  # token block length when --seq-len exceeds the model's position table
+    warnings: list[str] = field(default_factory=list)
 
 
 def plan(loaded: LoadedModel, cfg: LowRankConfig) -> Plan:
@@ -141,9 +145,11 @@ def plan(loaded: LoadedModel, cfg: LowRankConfig) -> Plan:
     if not candidates and cfg.method != "truncate":
         why = "; ".join(f"{s['name']}: {s['reason']}" for s in skipped[:3])
         raise InputError(f"{loaded.ref.raw} has no factorable layer" + (f" ({why})" if why else ""),
-                         hint="Linear and Conv2d (groups = 1) layers are factored; check --include/--exclude")
+                         hint="Linear, Conv2d (groups = 1) and transformers Conv1D layers are factored; "
+                              "check --include/--exclude")
     if cfg.rule == "params":
         check_params_floor(candidates, cfg.value)
+    seq_len, notes = None, []
     data = cfg.data or loaded.info.default_data
     if cfg.data is None and data is not None and loaded.info.task in ("causal-lm", "encoder") \
             and loaded.tokenizer_dir is None:
@@ -156,7 +162,18 @@ def plan(loaded: LoadedModel, cfg: LowRankConfig) -> Plan:
             data = None
         else:
             check_task_data(loaded, data)
-    return Plan(candidates, skipped, data)
+            limit = position_limit(model)
+            if loaded.info.task in TEXT_TASKS and limit is not None and limit < cfg.seq_len:
+                seq_len = limit
+                notes.append(f"--seq-len {cfg.seq_len} is longer than the model's {limit} positions; token "
+                             f"blocks of {limit} are used")
+    return Plan(candidates, skipped, data, seq_len, notes)
+
+
+def position_limit(model: nn.Module) -> int | None:
+    """Length of a HF model's position table (None when it has none or does not say)."""
+    limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    return limit if isinstance(limit, int) and limit > 0 else None
 
 
 def check_params_floor(candidates: list[Candidate], fraction: float) -> None:
@@ -218,7 +235,7 @@ def decompose_layers(model: nn.Module, candidates: list[Candidate], cfg: LowRank
     factors: dict[str, tuple[torch.Tensor, float, bool]] = {}
     task = progress.task("decompose", len(candidates))
     for c in candidates:
-        w = model.get_submodule(c.name).weight
+        w = dense_matrix(model.get_submodule(c.name))  # m x n, whatever the layer stores
         if not torch.isfinite(w).all():
             raise InputError(f"layer {c.name}: its weight holds NaN or Inf values")
         if cfg.method == "asvd":
@@ -304,18 +321,26 @@ def totals(model_before: nn.Module, rows: list[dict[str, Any]], all_macs: int) -
 
 
 def linear_conv_macs(model: nn.Module, positions: dict[str, float]) -> int:
-    """MACs per sample (per token for text) of every Linear / Conv2d layer whose positions are known."""
+    """MACs per sample (per token for text) of every Linear / Conv2d / Conv1D layer whose positions are known."""
     total = 0.0
     for name, mod in model.named_modules():
-        if isinstance(mod, (nn.Linear, nn.Conv2d)) and name in positions:
+        if layer_kind(mod) is not None and name in positions:
             total += mod.weight.numel() * positions[name]
     return int(round(total))
 
 
+def _macs_unit(task: str, ref: Reference | None) -> str:
+    """MACs are counted per token for token inputs (and text models measured without data), else per sample."""
+    tokens = ref.inputs.kind == "tokens" if ref is not None else task in TEXT_TASKS
+    return "per token" if tokens else "per sample"
+
+
 def measure_positions(model: nn.Module, task: str, sample: Inputs | None, info_shape: Any) -> dict[str, float]:
-    """Output positions per sample of every Linear / Conv2d layer (one small forward pass)."""
-    names = [n for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    """Output positions per sample of every Linear / Conv2d / Conv1D layer (one small forward pass)."""
+    names = [n for n, m in model.named_modules() if layer_kind(m) is not None]
     if sample is None:
+        if task in TEXT_TASKS:  # no tokenizer or data: every layer runs once per token
+            return {n: 1.0 for n in names}
         if not info_shape:
             return {}
         sample = Inputs("images", torch.zeros(1, *info_shape, dtype=next(model.parameters()).dtype))
@@ -330,7 +355,9 @@ def lowrank(loaded: LoadedModel, cfg: LowRankConfig, progress: ProgressReporter 
     the_plan = plan(loaded, cfg)
     dense = loaded.require_network()
     task = loaded.info.task
-    warnings: list[str] = []
+    warnings: list[str] = list(the_plan.warnings)
+    if the_plan.seq_len is not None:  # blocks longer than the position table would fail inside forward
+        cfg = dataclasses.replace(cfg, seq_len=the_plan.seq_len)
     t0 = time.perf_counter()
     ref: Reference | None = None
     if the_plan.data is not None:
@@ -395,7 +422,7 @@ def lowrank(loaded: LoadedModel, cfg: LowRankConfig, progress: ProgressReporter 
               "task": task, "layers": rows, "totals": tot, "fidelity": fid,
               "kept_dense": [{"name": r["name"], "reason": r["reason"]} for r in rows if not r["factored"]],
               "skipped": the_plan.skipped, "warnings": warnings, "sweep": sweep,
-              "macs_unit": "per token" if ref is not None and ref.inputs.kind == "tokens" else "per sample",
+              "macs_unit": _macs_unit(loaded.info.task, ref),
               "timings": {k: round(v, 3) for k, v in timings.items()}}
     if maestro_report is not None:
         report["maestro"] = maestro_report
@@ -489,7 +516,7 @@ def _truncate(loaded: LoadedModel, cfg: LowRankConfig, ref: Reference | None, po
     report = {"method": "truncate", "rule": cfg.rule, "value": cfg.value, "allocate": "uniform",
               "task": loaded.info.task, "layers": rows, "totals": tot, "fidelity": fid, "kept_dense": [],
               "skipped": [], "warnings": warnings, "sweep": sweep,
-              "macs_unit": "per token" if ref is not None and ref.inputs.kind == "tokens" else "per sample",
+              "macs_unit": _macs_unit(loaded.info.task, ref),
               "timings": {k: round(v, 3) for k, v in timings.items()}}
     return LowRankResult(model, step, report)
 

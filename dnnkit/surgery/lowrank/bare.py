@@ -5,6 +5,12 @@ minus embeddings (names with `embed`, `wte`, `wpe`) and the head (the last candi
 order, unless --factor-head). Factors are written as `NAME.down.weight`, `NAME.up.weight` and the
 bias as `NAME.up.bias`, the names the `lowrank` recipe step expects when the file is later loaded
 with an architecture. Energy and global rules read the spectrum in a first pass.
+
+transformers' Conv1D (GPT-2) stores its weight (in, out), the transpose of a Linear's. A 2-D weight
+whose bias has length shape[1] != shape[0] can only be stored that way: it is factored as a Conv1D
+(kind "conv1d", the factors of W^T). In a file holding such tensors, a 2-D weight whose layout the
+bias does not settle (square, or no bias) is skipped with the reason: factoring it the wrong way
+round would reload as another map (pass --arch to factor it from the network).
 """
 
 from __future__ import annotations
@@ -49,6 +55,8 @@ def bare_candidates(source: Any, include: list[str], exclude: list[str],
     names = sorted(source.names(), key=natural_key)
     layers = [_module_name(n) for n in names if n.endswith(".weight") and len(source.shape(n)) in (2, 4)]
     check_patterns(layers, include, exclude)
+    layouts = {mod: _layout(source, mod) for mod in layers}
+    conv1d_file = "conv1d" in layouts.values()
     head = None
     plain = [m for m in layers if not any(k in m.lower() for k in EMBED_MARKERS)]
     if plain and not factor_head:
@@ -68,15 +76,34 @@ def bare_candidates(source: Any, include: list[str], exclude: list[str],
             if include:
                 skipped.append({"name": mod, "reason": "output head (last weight; pass --factor-head)"})
             continue
-        m, n = shape[0], int(torch.Size(shape[1:]).numel())
+        kind = "conv2d" if len(shape) == 4 else layouts[mod] or "linear"
+        if layouts[mod] is None and conv1d_file:
+            skipped.append({"name": mod, "reason": "layout unknown: the file holds transformers Conv1D weights "
+                                                   "stored (in, out) and this one may be one too (pass --arch)"})
+            continue
+        m, n = (shape[1], shape[0]) if kind == "conv1d" else (shape[0], int(torch.Size(shape[1:]).numel()))
         if min(m, n) < 2:
             skipped.append({"name": mod, "reason": "min(m, n) < 2"})
             continue
         if source.dtype(mod + ".weight") not in ("F32", "F16", "BF16", "F64", "float32", "float16", "bfloat16"):
             skipped.append({"name": mod, "reason": f"dtype {source.dtype(mod + '.weight')} is not a float"})
             continue
-        chosen.append(Candidate(mod, "linear" if len(shape) == 2 else "conv2d", m, n, shape))
+        chosen.append(Candidate(mod, kind, m, n, shape))
     return chosen, skipped
+
+
+def _layout(source: Any, mod: str) -> str | None:
+    """'linear' or 'conv1d' when the bias settles how a 2-D weight is stored, else None (4-D: 'conv2d')."""
+    shape = tuple(source.shape(mod + ".weight"))
+    if len(shape) != 2:
+        return "conv2d"
+    bias = mod + ".bias"
+    if shape[0] == shape[1] or bias not in source.names():
+        return None
+    length = tuple(source.shape(bias))
+    if length == (shape[1],):
+        return "conv1d"
+    return "linear" if length == (shape[0],) else None
 
 
 def lowrank_bare(ref: ModelRef, cfg: Any, output: str | None, *, force: bool,
@@ -103,8 +130,7 @@ def lowrank_bare(ref: ModelRef, cfg: Any, output: str | None, *, force: bool,
     spectra: dict[str, torch.Tensor] = {}
     if cfg.rule == "energy" or cfg.allocate == "global":
         for c in cands:
-            w = _weight(source, c)
-            spectra[c.name] = torch.linalg.svdvals(w.reshape(c.m, c.n))
+            spectra[c.name] = torch.linalg.svdvals(_matrix(source, c))
     ranks: dict[str, int] = {}
     if cfg.allocate == "global":
         ranks = global_allocation({c.name: (c.m, c.n, spectra[c.name]) for c in cands}, cfg.value)
@@ -159,6 +185,12 @@ def _weight(source: Any, c: Candidate) -> torch.Tensor:
     return w
 
 
+def _matrix(source: Any, c: Candidate) -> torch.Tensor:
+    """The m x n (out x in) matrix of a candidate: a conv unrolled, a Conv1D weight transposed."""
+    w = _weight(source, c)
+    return w.t() if c.kind == "conv1d" else w.reshape(c.m, c.n)
+
+
 def _write(source: Any, ref: ModelRef, cands: list[Candidate], factored: dict[str, int], step: dict[str, Any],
            tot: dict[str, Any], output: str, force: bool, decompose: Any, progress: ProgressReporter) -> None:
     from dnnkit.models.atomic import atomic_file, check_output_path
@@ -179,7 +211,8 @@ def _write(source: Any, ref: ModelRef, cands: list[Candidate], factored: dict[st
             c, r = by_name[mod], factored[mod]
             if name.endswith(".weight"):
                 extra = (1, 1) if c.kind == "conv2d" else ()
-                specs[f"{mod}.down.weight"] = (dtype, (r, *c.weight_shape[1:]))
+                down_in = (c.n,) if c.kind == "conv1d" else c.weight_shape[1:]
+                specs[f"{mod}.down.weight"] = (dtype, (r, *down_in))
                 specs[f"{mod}.up.weight"] = (dtype, (c.m, r, *extra))
                 plan += [(f"{mod}.down.weight", name, "down"), (f"{mod}.up.weight", name, "up")]
             else:
@@ -201,7 +234,7 @@ def _write(source: Any, ref: ModelRef, cands: list[Candidate], factored: dict[st
                 mod = src[: -len(".weight")]
                 if mod not in cache:
                     c = by_name[mod]
-                    up, down = decompose(_weight(source, c)).factors(factored[mod])
+                    up, down = decompose(_matrix(source, c)).factors(factored[mod])
                     cache[mod] = (up.to(t.dtype).contiguous(), down.to(t.dtype).contiguous())
                 up, down = cache[mod]
                 t = (down if part == "down" else up).reshape(specs[out_name][1])

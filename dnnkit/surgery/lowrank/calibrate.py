@@ -2,7 +2,9 @@
 
 For `--asvd`: mean |x_j| per input channel; for `--whiten`: the Gram matrix G = sum_t x_t x_t^T
 in float64. Tokens are rows of the layer input (padding excluded through the attention mask);
-a Conv2d input is unrolled to (c_in*kh*kw)-vectors, one per output position. Layers that read the
+a Conv2d input is unrolled to (c_in*kh*kw)-vectors, one per output position. A transformers Conv1D
+reads x like a Linear (its weight is stored (in, out), the input is (..., in)), so its rows are the
+n-vectors of the matrix W^T it is factored as. Layers that read the
 same tensor (q/k/v) share one statistic. Also records output positions per sample (for MACs).
 """
 
@@ -18,6 +20,7 @@ from torch.nn import functional as F
 from dnnkit.errors import InputError
 from dnnkit.evaluate import Inputs, forward_output
 from dnnkit.progress import ProgressReporter, or_null
+from dnnkit.surgery.lowrank.modules import out_features
 
 
 @dataclass
@@ -80,7 +83,7 @@ def calibrate(model: nn.Module, task: str, inputs: Inputs, names: list[str], *, 
     def hook_for(name: str, module: nn.Module):
         def hook(mod: nn.Module, args: tuple, output: torch.Tensor) -> None:
             x = args[0]
-            per_sample = output.numel() / max(output.shape[0], 1) / module.weight.shape[0]
+            per_sample = output.numel() / max(output.shape[0], 1) / out_features(module)
             if x.dim() == 3 and current["mask"] is not None:
                 per_sample = 1.0  # per token for text models
             calib.positions[name] = float(per_sample)

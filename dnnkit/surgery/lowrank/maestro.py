@@ -26,7 +26,7 @@ from dnnkit.evaluate import Inputs
 from dnnkit.progress import ProgressReporter
 from dnnkit.surgery.lowrank.decompose import decompose
 from dnnkit.surgery.lowrank.fidelity import Reference, fidelity, headline, unique_params
-from dnnkit.surgery.lowrank.modules import make_lowrank, set_factors, set_module
+from dnnkit.surgery.lowrank.modules import dense_matrix, make_lowrank, set_dense_matrix, set_factors, set_module
 from dnnkit.surgery.lowrank.select import Candidate
 from dnnkit.surgery.lowrank.training import recalibrate_batchnorm, train_model
 
@@ -74,7 +74,7 @@ def factor_full_rank(model: nn.Module, candidates: list[Candidate]) -> dict[str,
     mods = {}
     for c in candidates:
         layer = model.get_submodule(c.name)
-        dec = decompose(layer.weight)
+        dec = decompose(dense_matrix(layer))
         up, down = dec.factors(c.full_rank)
         new = make_lowrank(layer, c.full_rank)
         set_factors(new, up.to(layer.weight.dtype), down.to(layer.weight.dtype),
@@ -175,7 +175,7 @@ def export(trained: nn.Module, mods: dict[str, nn.Module], cands: dict[str, Cand
         if r * (c.m + c.n) >= c.dense_params:
             layer = copy.deepcopy(dense.get_submodule(name))
             with torch.no_grad():
-                layer.weight.copy_((u[:, :r] @ v[:, :r].t()).reshape(layer.weight.shape))
+                set_dense_matrix(layer, u[:, :r] @ v[:, :r].t())
                 if bias is not None:
                     layer.bias.copy_(bias)
             set_module(model, name, layer)

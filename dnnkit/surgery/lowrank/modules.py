@@ -1,4 +1,5 @@
-"""Factored layers: a Linear or Conv2d replaced by a thin "down" map (n -> r) and an "up" map (r -> m).
+"""Factored layers: a Linear, Conv2d or transformers Conv1D replaced by a thin "down" map (n -> r) and an
+"up" map (r -> m).
 
 `LowRankLinear` holds `down` (nn.Linear n -> r, no bias) and `up` (nn.Linear r -> m, with the
 original bias); its forward is the kernel op `lowrank_linear` (one launch on the GPU).
@@ -6,9 +7,15 @@ original bias); its forward is the kernel op `lowrank_linear` (one launch on the
 dilation) and `up` (1x1 conv r -> c_out). State-dict names are `NAME.down.weight`,
 `NAME.up.weight`, `NAME.up.bias`. `active_rank` (not saved) makes the layer compute with the
 first b components only: Maestro's ordered dropout and truncation sweeps use it.
+
+transformers' `Conv1D` (GPT-2 and relatives) computes y = x @ W + b with W stored (in, out): it is a
+Linear whose weight is W^T, so it is factored as that Linear (`dense_matrix` gives W^T) and becomes a
+`LowRankLinear` computing the same function.
 """
 
 from __future__ import annotations
+
+import sys
 
 import torch
 from torch import nn
@@ -81,6 +88,50 @@ class LowRankConv2d(nn.Module):
 LOWRANK_TYPES = (LowRankLinear, LowRankConv2d)
 
 
+def is_conv1d(module: nn.Module) -> bool:
+    """True for transformers' `Conv1D` (y = x @ W + b, W of shape (in, out)).
+
+    Read from `sys.modules`: a model holding one has imported transformers, and a model that has not
+    does not pay for importing it.
+    """
+    utils = sys.modules.get("transformers.pytorch_utils")
+    cls = getattr(utils, "Conv1D", None)
+    return cls is not None and isinstance(module, cls)
+
+
+def layer_kind(module: nn.Module) -> str | None:
+    """'linear', 'conv2d' or 'conv1d' (transformers Conv1D) for a dense layer lowrank can factor, else None."""
+    if isinstance(module, nn.Linear):
+        return "linear"
+    if isinstance(module, nn.Conv2d):
+        return "conv2d"
+    if is_conv1d(module):
+        return "conv1d"
+    return None
+
+
+def out_features(module: nn.Module) -> int:
+    """m: output features / channels of a dense Linear, Conv2d or Conv1D."""
+    return int(module.weight.shape[1] if is_conv1d(module) else module.weight.shape[0])
+
+
+def dense_matrix(module: nn.Module) -> torch.Tensor:
+    """The layer's weight as the m x n (out x in) matrix W of y = W x + b (a conv unrolled, a Conv1D transposed)."""
+    w = module.weight
+    if is_conv1d(module):
+        return w.t()
+    return w.reshape(w.shape[0], -1)
+
+
+def set_dense_matrix(module: nn.Module, w: torch.Tensor) -> None:
+    """Write an m x n matrix back into a dense layer's weight (the inverse of `dense_matrix`)."""
+    with torch.no_grad():
+        if is_conv1d(module):
+            module.weight.copy_(w.t())
+        else:
+            module.weight.copy_(w.reshape(module.weight.shape))
+
+
 def dense_shape(module: nn.Module) -> list[int]:
     """The weight shape of the dense layer a factored module stands for."""
     if isinstance(module, LowRankLinear):
@@ -90,7 +141,7 @@ def dense_shape(module: nn.Module) -> list[int]:
 
 def make_lowrank(layer: nn.Module, rank: int) -> nn.Module:
     """An uninitialised factored module of `rank` with the same shape, dtype and device as `layer`
-    (a dense Linear/Conv2d, or a factored module to re-cut at another rank)."""
+    (a dense Linear/Conv2d/Conv1D, or a factored module to re-cut at another rank)."""
     if isinstance(layer, LowRankLinear):
         w = layer.down.weight
         return LowRankLinear(layer.in_features, layer.out_features, rank, bias=layer.up.bias is not None,
@@ -107,6 +158,9 @@ def make_lowrank(layer: nn.Module, rank: int) -> nn.Module:
                              device=w.device, dtype=w.dtype)
     if isinstance(layer, nn.Conv2d):
         return LowRankConv2d(layer, rank, device=w.device, dtype=w.dtype)
+    if is_conv1d(layer):  # W is (in, out): the factored layer is the Linear with weight W^T
+        return LowRankLinear(int(w.shape[0]), int(w.shape[1]), rank, bias=layer.bias is not None,
+                             device=w.device, dtype=w.dtype)
     raise TypeError(f"cannot factor {type(layer).__name__}")
 
 

@@ -1,4 +1,5 @@
-"""Which layers to factor: Linear and Conv2d (groups = 1) by default, minus embeddings and the head.
+"""Which layers to factor: Linear, Conv2d (groups = 1) and transformers Conv1D by default, minus
+embeddings and the head.
 
 The output head is the last Linear registered in the model (a classifier's `fc`, an LM's
 `lm_head`, BERT's pooler); `--factor-head` lets it in. Layers that match the patterns but cannot
@@ -21,7 +22,7 @@ class Candidate:
     """One layer to factor: W is m x n (a conv unrolled to c_out x c_in*kh*kw)."""
 
     name: str
-    kind: str  # linear | conv2d
+    kind: str  # linear | conv2d | conv1d (transformers Conv1D: weight_shape is (in, out) = (n, m))
     m: int
     n: int
     weight_shape: tuple[int, ...]
@@ -70,15 +71,15 @@ def head_name(model: nn.Module) -> str | None:
 def select_layers(model: nn.Module, include: list[str] | None = None, exclude: list[str] | None = None,
                   factor_head: bool = False) -> tuple[list[Candidate], list[dict[str, str]]]:
     """(candidates, skipped) for a built model; raises InputError for patterns matching nothing."""
+    from dnnkit.surgery.lowrank.modules import LOWRANK_TYPES, is_conv1d, layer_kind, out_features
+
     include, exclude = list(include or []), list(exclude or [])
     modules = dict(model.named_modules())
-    layer_names = [n for n, m in modules.items() if n and isinstance(m, (nn.Linear, nn.Conv2d, nn.Conv1d,
-                                                                          nn.ConvTranspose2d, nn.Embedding,
-                                                                          nn.MultiheadAttention))]
+    layer_names = [n for n, m in modules.items() if n and (is_conv1d(m) or isinstance(
+        m, (nn.Linear, nn.Conv2d, nn.Conv1d, nn.ConvTranspose2d, nn.Embedding, nn.MultiheadAttention)))]
     check_patterns(layer_names or [n for n in modules if n], include, exclude)
     tied = _tied_modules(model)
     head = head_name(model)
-    from dnnkit.surgery.lowrank.modules import LOWRANK_TYPES
 
     factored = {f"{n}.{c}" for n, m in modules.items() if isinstance(m, LOWRANK_TYPES) for c, _ in m.named_children()}
     mha_children = {f"{n}.{c}" for n, m in modules.items() if isinstance(m, nn.MultiheadAttention)
@@ -104,7 +105,8 @@ def select_layers(model: nn.Module, include: list[str] | None = None, exclude: l
         if isinstance(mod, (nn.ConvTranspose2d, nn.Conv1d)):
             skipped.append({"name": name, "reason": f"{type(mod).__name__} is not supported"})
             continue
-        if not isinstance(mod, (nn.Linear, nn.Conv2d)):
+        kind = layer_kind(mod)
+        if kind is None:
             continue
         w = mod.weight
         if name in factored:
@@ -124,6 +126,6 @@ def select_layers(model: nn.Module, include: list[str] | None = None, exclude: l
         if reason:
             skipped.append({"name": name, "reason": reason})
             continue
-        kind = "linear" if isinstance(mod, nn.Linear) else "conv2d"
-        chosen.append(Candidate(name, kind, int(w.shape[0]), int(w[0].numel()), tuple(w.shape)))
+        m = out_features(mod)
+        chosen.append(Candidate(name, kind, m, int(w.numel()) // m, tuple(w.shape)))
     return chosen, skipped

@@ -149,7 +149,11 @@ def test_norm_subclass_and_inplace_smooth_unit() -> None:
     class LayerNorm2d(nn.LayerNorm):
         """Normalises the channel dim of NCHW maps (as timm's): not the last dims, so not frozen by the scope."""
 
-    with pytest.raises(InputError, match="LayerNorm2d"):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias,
+                                self.eps).permute(0, 3, 1, 2)
+
+    with pytest.raises(InputError, match="LayerNorm2d.*forward differs from nn.LayerNorm.forward"):
         LinearScope(nn.Sequential(nn.Conv2d(1, 2, 1), LayerNorm2d(2)))
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(4, 6), nn.SiLU(inplace=True), nn.Linear(6, 2)).eval()
