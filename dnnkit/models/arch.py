@@ -8,6 +8,7 @@ or `{"family": "hf", "class": "BertModel", "config": {...}}`. `--arch` accepts `
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +79,47 @@ def hf_arch_from_config(config: dict[str, Any]) -> dict[str, Any]:
     return {"family": "hf", "class": archs[0] if archs else "AutoModel", "config": config}
 
 
+# Standard transformers attribute names and the names many configs store them under instead (GPT-2,
+# CTRL `n_*`; T5, XLNet, MPT `d_model` / `num_layers`; DistilBERT `dim` / `n_layers`): the common
+# entries of `PretrainedConfig.attribute_map`, so that most config.json files are read without
+# importing transformers (inspect stays header-only and fast); the rest fall back to the map itself.
+HF_CONFIG_ALIASES: dict[str, tuple[str, ...]] = {
+    "num_hidden_layers": ("n_layer", "n_layers", "num_layers"),
+    "hidden_size": ("n_embd", "d_model", "dim"),
+    "num_attention_heads": ("n_head", "n_heads", "num_heads"),
+    "max_position_embeddings": ("n_positions", "max_seq_len"),
+}
+_NESTED_CONFIGS = ("text_config", "llm_config", "language_config")
+
+
+@functools.lru_cache(maxsize=64)
+def _transformers_attribute_map(model_type: str) -> dict[str, str]:
+    """`attribute_map` of the transformers config class of `model_type` ({} when unknown or unavailable)."""
+    try:
+        from transformers import CONFIG_MAPPING
+
+        return dict(getattr(CONFIG_MAPPING[model_type], "attribute_map", {}) or {})
+    except Exception:  # noqa: BLE001 - unknown model_type, old transformers, import failure: no map
+        return {}
+
+
+def hf_config_value(config: dict[str, Any], key: str) -> Any:
+    """A standard attribute (`num_hidden_layers`, `hidden_size`, ...) of a HF config dict, under any alias.
+
+    Order: the key itself; the known aliases; the nested text config of a multimodal model; last,
+    the `attribute_map` of the transformers config class (imported only when the cheap rules miss).
+    """
+    for nested in (config, *(config.get(n) for n in _NESTED_CONFIGS)):
+        if not isinstance(nested, dict):
+            continue
+        for name in (key, *HF_CONFIG_ALIASES.get(key, ())):
+            if nested.get(name) is not None:
+                return nested[name]
+    model_type = config.get("model_type")
+    mapped = _transformers_attribute_map(model_type).get(key) if isinstance(model_type, str) else None
+    return config.get(mapped) if mapped else None
+
+
 def build_arch(arch: dict[str, Any]) -> nn.Module:
     """Build a freshly initialised base network from an architecture spec (no weights)."""
     family = arch.get("family")
@@ -116,11 +158,14 @@ def _build_hf(arch: dict[str, Any]) -> nn.Module:
     model_type = config_dict.pop("model_type", None)
     if model_type is None:
         raise InputError("Hugging Face config has no model_type")
-    config = transformers.AutoConfig.for_model(model_type, **config_dict)
-    cls = hf_model_class(arch.get("class", "AutoModel"))
-    if cls is transformers.AutoModel:
-        return transformers.AutoModel.from_config(config)
-    return cls(config)
+    from dnnkit.models.hf_quiet import quiet_transformers
+
+    with quiet_transformers():
+        config = transformers.AutoConfig.for_model(model_type, **config_dict)
+        cls = hf_model_class(arch.get("class", "AutoModel"))
+        if cls is transformers.AutoModel:
+            return transformers.AutoModel.from_config(config)
+        return cls(config)
 
 
 def info_from_arch(arch: dict[str, Any] | None, model: nn.Module | None = None) -> ModelInfo:

@@ -207,8 +207,20 @@ def _move(model: nn.Module, device: str, dtype: str | None) -> None:
 
 
 def load_state_into(model: nn.Module, tensors: dict[str, torch.Tensor], where: str) -> None:
-    """`load_state_dict(strict=True)` with a one-line error naming what does not fit."""
+    """`load_state_dict(strict=True)` with a one-line error naming what does not fit.
+
+    A tensor the model ties to another (an LM head tied to the embedding) may be absent from the file:
+    it is the same tensor, so it is filled from its partner.
+    """
+    from dnnkit.models.save import dedupe_shared
+
     own = model.state_dict()
+    _, tied = dedupe_shared(own)
+    for alias, kept in tied.items():
+        if alias not in tensors and kept in tensors:
+            tensors = {**tensors, alias: tensors[kept]}
+        elif kept not in tensors and alias in tensors:
+            tensors = {**tensors, kept: tensors[alias]}
     missing = [k for k in own if k not in tensors]
     unexpected = [k for k in tensors if k not in own]
     wrong = [k for k in own if k in tensors and tuple(own[k].shape) != tuple(tensors[k].shape)]
@@ -252,15 +264,22 @@ def _load_safetensors(ref: ModelRef, arch_spec: dict[str, Any] | None) -> Loaded
     model = _build_with_recipe(spec, record if arch_spec is None or record else None)
     tensors = _restore_aliases(load_tensors(ref.path), record)
     load_state_into(model, tensors, ref.raw)
-    tokenizer_dir = _hf_source_dir(record)
+    source_dir = _hf_source_dir(record)
     return LoadedModel(ref, model, spec, info_from_arch(spec, model), record, [ref.path],
-                       tokenizer_dir=tokenizer_dir, hf_dir=tokenizer_dir)
+                       tokenizer_dir=source_dir if _has_tokenizer(source_dir) else None, hf_dir=source_dir)
 
 
 def _hf_source_dir(record: dict[str, Any] | None) -> Path | None:
-    """For a dnnkit checkpoint of an HF model: the original folder (tokenizer files), if still there."""
+    """For a dnnkit checkpoint of an HF model: the original folder, if still there."""
     src = ((record or {}).get("arch") or {}).get("tokenizer_dir")
     return Path(src) if src and Path(src).is_dir() else None
+
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "tokenizer.model", "vocab.json")
+
+
+def _has_tokenizer(folder: Path | None) -> bool:
+    return folder is not None and any((folder / n).exists() for n in TOKENIZER_FILES)
 
 
 def _load_hf_dir(ref: ModelRef, trust_remote_code: bool) -> LoadedModel:
@@ -289,9 +308,8 @@ def _load_hf_dir(ref: ModelRef, trust_remote_code: bool) -> LoadedModel:
         record = _read_record_file(folder / "dnnkit.json")
     elif files[0].suffix == ".safetensors":
         record = read_header(files[0]).dnnkit_record()
-    has_tok = any((folder / n).exists() for n in ("tokenizer.json", "tokenizer_config.json", "vocab.txt"))
     return LoadedModel(ref, model, spec, info_from_arch(spec, model), record, files + [config_file],
-                       hf_dir=folder, tokenizer_dir=folder if has_tok else None)
+                       hf_dir=folder, tokenizer_dir=folder if _has_tokenizer(folder) else None)
 
 
 def _hf_from_pretrained(cls: type, folder: Path, files: list[Path], trust_remote_code: bool) -> nn.Module:

@@ -81,8 +81,9 @@ def test_timm_folder_in_gives_timm_folder_out(cli, tmp_path):
     assert report["output"] == str(out)
     assert {"config.json", "model.safetensors", "dnnkit.json"} <= {p.name for p in out.iterdir()}
     again = timm.create_model(f"local-dir:{out}", pretrained=True).eval()
-    zeros = sum(int((m.weight == 0).sum()) for m in again.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)))
-    total = sum(m.weight.numel() for m in again.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)))
+    layers = [m for m in again.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    zeros = sum(int((m.weight == 0).sum()) for m in layers)
+    total = sum(m.weight.numel() for m in layers)
     assert zeros == pytest.approx(0.5 * total, abs=1)
     prov = cli.json("inspect", out)["provenance"]
     assert prov["recipe"][-1]["op"] == "prune" and prov["source"]["reference"] == str(folder)

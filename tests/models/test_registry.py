@@ -295,3 +295,18 @@ def test_sigterm_during_write_leaves_nothing(tmp_path):
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 130
     assert list(tmp_path.iterdir()) == []
+
+
+def test_bare_file_of_a_tied_model_loads_with_arch(tmp_path):
+    """GPT-2 style: the file holds the embedding once; the tied LM head is filled from it."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=50, n_positions=16, n_embd=16, n_layer=1, n_head=2)).eval()
+    folder = tmp_path / "gpt2"
+    model.save_pretrained(folder)
+    assert "lm_head.weight" not in read_header(folder / "model.safetensors").tensors
+    loaded = load_model(str(folder / "model.safetensors"), arch=str(folder))
+    ids = torch.tensor([[1, 2, 3, 4]])
+    assert torch.allclose(loaded.model(ids).logits, model(ids).logits, atol=1e-6)
+    assert loaded.model.lm_head.weight.data_ptr() == loaded.model.transformer.wte.weight.data_ptr()
