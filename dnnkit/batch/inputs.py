@@ -67,17 +67,44 @@ def _expand_one(raw: str) -> list[InputSpec]:
         return out
     path = Path(raw)
     if path.is_dir() and not _is_model_folder(path):
-        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in WEIGHT_SUFFIXES)
-        if not files:
+        entries = folder_entries(path)
+        if not entries:
             raise InputError(f"no inputs matched in folder {raw!r}",
-                             hint=f"a folder is either a Hugging Face model (config.json) or holds "
-                                  f"{', '.join(WEIGHT_SUFFIXES)} files")
-        return [_checked(str(f), origin=raw) for f in files]
+                             hint=f"a folder is either a model folder (config.json + weights) or holds "
+                                  f"{', '.join(WEIGHT_SUFFIXES)} files or model folders; for checkpoints "
+                                  f"deeper down, use a glob such as '{raw.rstrip('/')}/**/*.safetensors'")
+        return [_checked(str(e), origin=raw) for e in entries]
     return [_checked(raw, origin=raw)]
+
+
+def folder_entries(folder: Path) -> list[Path]:
+    """The models directly inside a folder of checkpoints, sorted by name: every weight file and every
+    model subfolder (Hugging Face or timm: config.json + weights). Hidden entries (the temporary files
+    of dnnkit's atomic writers among them), result records and other files are left out."""
+    out = []
+    for entry in folder.iterdir():
+        if entry.name.startswith("."):
+            continue
+        is_weights = entry.is_file() and entry.suffix.lower() in WEIGHT_SUFFIXES
+        if is_weights or (entry.is_dir() and is_model_subfolder(entry)):
+            out.append(entry)
+    return sorted(out, key=lambda p: p.name)
 
 
 def _is_model_folder(path: Path) -> bool:
     return (path / "config.json").is_file() or (path / "model.safetensors.index.json").is_file()
+
+
+def is_model_subfolder(path: Path) -> bool:
+    """A Hugging Face or timm model folder: config.json plus weights (what `hf_weight_files` reads:
+    model.safetensors, a shard index, pytorch_model*.bin, or other *.safetensors files)."""
+    if not (path / "config.json").is_file():
+        return False
+    if (path / "model.safetensors.index.json").is_file() or (path / "pytorch_model.bin.index.json").is_file():
+        return True  # a broken index still makes a model: it becomes a failed item, not a silent skip
+    return any(f.is_file() and not f.name.startswith(".") and
+               (f.suffix.lower() == ".safetensors" or (f.name.startswith("pytorch_model") and f.suffix == ".bin"))
+               for f in path.iterdir())
 
 
 def _checked(reference: str, origin: str, args: tuple[str, ...] = (), output: str | None = None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import string
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,15 @@ from dnnkit.models.reference import parse_reference
 
 TEMPLATE_FIELDS = ("stem", "name", "parent", "index", "command")
 WRITER_TEMPLATE = "{stem}.safetensors"
+FOLDER_WRITER_TEMPLATE = "{stem}"
 REPORT_TEMPLATE = "{stem}.json"
 NOT_PER_MODEL = {"batch"}
+# Writing commands that write a Hugging Face / timm folder input back as a folder when -o names a folder
+# (save_model without structural changes), and the parsed options under which they do. The others turn
+# every input into a dnnkit .safetensors checkpoint.
+FOLDER_WRITERS: dict[str, Callable[[dict[str, Any]], bool]] = {
+    "prune": lambda params: params.get("fmt", "dense") != "sparse",
+}
 
 
 @dataclass(frozen=True)
@@ -119,6 +127,23 @@ def input_stem(reference: str) -> tuple[str, str]:
     return path.stem, path.resolve().parent.name
 
 
+def is_folder_reference(reference: str) -> bool:
+    """A local folder (a Hugging Face or timm model folder), not a prefixed reference such as zoo:NAME."""
+    return not any(reference.startswith(p) for p in ("zoo:", "timm:", "hf:")) and Path(reference).is_dir()
+
+
+def default_template(command: CommandSpec, reference: str, params: Callable[[], dict[str, Any]]) -> str:
+    """The output name of an item when no --template is given: a report is `{stem}.json`; a checkpoint is
+    `{stem}.safetensors`, except that a folder input of a command that writes folders stays a folder (`{stem}`).
+    `params()` gives the item's parsed options (called only for a folder input of such a command)."""
+    if not command.writes:
+        return REPORT_TEMPLATE
+    folder_ok = FOLDER_WRITERS.get(command.name)
+    if folder_ok is not None and is_folder_reference(reference) and folder_ok(params()):
+        return FOLDER_WRITER_TEMPLATE
+    return WRITER_TEMPLATE
+
+
 def check_template(template: str) -> None:
     """A template names only known fields, without attribute or index access."""
     try:
@@ -160,8 +185,8 @@ def build_items(specs: list[InputSpec], command: CommandSpec, root: click.Group,
                          hint=f"outputs are named by --template (default {WRITER_TEMPLATE})")
     if template is not None and out_dir is None:
         raise InputError("--template needs --out-dir")
-    template = template or (WRITER_TEMPLATE if command.writes else REPORT_TEMPLATE)
-    check_template(template)
+    if template is not None:
+        check_template(template)
     cmd = root.get_command(click.Context(root), command.name)
     assert cmd is not None
     items: list[BatchItem] = []
@@ -169,7 +194,12 @@ def build_items(specs: list[InputSpec], command: CommandSpec, root: click.Group,
     for index, spec in enumerate(specs, 1):
         output: Path | None = None
         if out_dir is not None and not (command.dry_run and not command.writes):
-            output = render_output(template, out_dir, spec, index, command.name)
+            item_template = template
+            if item_template is None:
+                base_argv = [command.name, spec.reference, *command.args, *spec.args]
+                item_template = default_template(command, spec.reference,
+                                                 lambda argv=base_argv, spec=spec: _parse_check(cmd, argv, spec))
+            output = render_output(item_template, out_dir, spec, index, command.name)
             key = os.path.normpath(str(output.resolve()))
             if key in seen:
                 raise InputError(f"outputs collide: {seen[key]} and {spec.reference} both map to {output}",
@@ -201,11 +231,12 @@ def _check_not_input(output: Path, reference: str) -> None:
                          hint="choose another --out-dir or --template")
 
 
-def _parse_check(cmd: click.Command, argv: list[str], spec: InputSpec) -> None:
-    """Parse the item's arguments with the subcommand's parser (types, unknown options), running nothing."""
+def _parse_check(cmd: click.Command, argv: list[str], spec: InputSpec) -> dict[str, Any]:
+    """Parse the item's arguments with the subcommand's parser (types, unknown options), running nothing;
+    return the parsed parameters."""
     try:
-        with cmd.make_context(argv[0], argv[1:], resilient_parsing=False) as _ctx:
-            pass
+        with cmd.make_context(argv[0], argv[1:], resilient_parsing=False) as ctx:
+            return dict(ctx.params)
     except click.UsageError as exc:
         where = f" ({spec.origin})" if spec.origin and spec.origin != spec.reference else ""
         raise InputError(f"`dnnkit {' '.join(argv)}`{where}: {exc.format_message()}",

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from dnnkit.batch.plan import BatchItem
 from dnnkit.batch.verify import Verdict, save_result, verify_item
-from dnnkit.batch.worker import STATUS_OK
+from dnnkit.batch.worker import STATUS_FAILED, STATUS_INTERRUPTED, STATUS_OK
 
 STATUS_SKIPPED = "skipped"
 STATUS_PLANNED = "planned"
@@ -39,7 +39,8 @@ class Executor(Protocol):
 
 @dataclass
 class BatchSummary:
-    """What a batch did: one result per item that finished (or was skipped), and whether it was stopped."""
+    """What a batch did: one result per item that ran (finished, or was interrupted) or was skipped, and
+    whether the batch was stopped (Ctrl-C / SIGTERM)."""
 
     total: int
     results: list[dict[str, Any]] = field(default_factory=list)
@@ -52,11 +53,28 @@ class BatchSummary:
 
     @property
     def failed(self) -> int:
+        """Items that did not succeed (failed or interrupted)."""
         return sum(1 for r in self.results if r["status"] not in SUCCESS)
 
     @property
+    def finished(self) -> int:
+        """Items that ran to their end (ok or failed) or were skipped: every result but the interrupted ones."""
+        return sum(1 for r in self.results if r["status"] != STATUS_INTERRUPTED)
+
+    @property
+    def interrupted_items(self) -> int:
+        """Items that were running when the batch (or their worker) was interrupted."""
+        return sum(1 for r in self.results if r["status"] == STATUS_INTERRUPTED)
+
+    @property
     def not_run(self) -> int:
+        """Items that never started."""
         return self.total - len(self.results)
+
+    @property
+    def stopped(self) -> bool:
+        """The batch was interrupted, or some item was: its exit code is 130."""
+        return self.interrupted or self.interrupted_items > 0
 
 
 def result_line(item: BatchItem, raw: dict[str, Any], status: str | None = None) -> dict[str, Any]:
@@ -131,6 +149,10 @@ def run_batch(items: list[BatchItem], executor: Executor, *, emit: Callable[[dic
         emit(line)
 
     def on_result(item: BatchItem, raw: dict[str, Any]) -> None:
+        if guard.requested and raw.get("status") == STATUS_FAILED:
+            # It failed after Ctrl-C reached its worker (an exception the interruption caused inside the
+            # command): it did not finish, and --resume must redo it.
+            raw = {**raw, "status": STATUS_INTERRUPTED}
         with guard.critical():
             if raw.get("status") == STATUS_OK and save_records and item.output is not None:
                 save_result(item, raw, raw.get("sha256"))

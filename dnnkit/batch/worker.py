@@ -25,10 +25,12 @@ STATUS_INTERRUPTED = "interrupted"
 EXIT_INTERRUPTED = 130
 LOG_CHARS = 20_000
 _MANAGE_SIGNALS = False  # set in local pool workers; Ray workers keep Ray's own SIGINT handling
+_PENDING_INTERRUPT = False  # a signal came between two items (a Ctrl-C that raced the next item's start)
 
 
 def init_worker(threads: int, quiet_stdout: bool = True) -> None:
-    """Per-process set-up: torch threads, SIGINT ignored between items, stray stdout sent to stderr."""
+    """Per-process set-up: torch threads, SIGINT/SIGTERM between items remembered (the next item then does
+    not start), stray stdout sent to stderr."""
     os.environ["DNNKIT_THREADS"] = str(threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     if quiet_stdout:
@@ -37,7 +39,7 @@ def init_worker(threads: int, quiet_stdout: bool = True) -> None:
             os.dup2(2, 1)
     global _MANAGE_SIGNALS
     _MANAGE_SIGNALS = True
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _between_items()
     import torch
 
     torch.set_num_threads(threads)
@@ -54,6 +56,17 @@ def _cli() -> Any:
     return typer.main.get_command(app)
 
 
+def _remember_interrupt(signum: int, frame: Any) -> None:
+    """SIGINT/SIGTERM between two items: nothing to stop now, but the next item must not start."""
+    global _PENDING_INTERRUPT
+    _PENDING_INTERRUPT = True
+
+
+def _between_items() -> None:
+    signal.signal(signal.SIGINT, _remember_interrupt)
+    signal.signal(signal.SIGTERM, _remember_interrupt)
+
+
 def _interrupt_once(signum: int, frame: Any) -> None:
     """Turn the first SIGINT/SIGTERM into KeyboardInterrupt (atomic writers clean up); ignore repeats."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -66,6 +79,7 @@ def run_item(argv: list[str], threads: int | None = None, sha_of: str | None = N
 
     `sha_of`: a reference whose input sha256 is wanted in the result (for outputs batch writes itself).
     """
+    global _PENDING_INTERRUPT
     if threads is not None:
         os.environ["DNNKIT_THREADS"] = str(threads)
         import torch
@@ -76,12 +90,15 @@ def run_item(argv: list[str], threads: int | None = None, sha_of: str | None = N
     saved_argv = sys.argv
     start = time.perf_counter()
     manage = _MANAGE_SIGNALS and _in_main_thread()
-    if manage:
-        signal.signal(signal.SIGINT, _interrupt_once)
-        signal.signal(signal.SIGTERM, _interrupt_once)
     code = 1
     sha = None
     try:
+        if manage:
+            signal.signal(signal.SIGINT, _interrupt_once)
+            signal.signal(signal.SIGTERM, _interrupt_once)
+            if _PENDING_INTERRUPT:  # Ctrl-C came while this item was on its way: do not start it
+                _PENDING_INTERRUPT = False
+                raise KeyboardInterrupt
         sys.argv = ["dnnkit", *argv]  # recorded as `command` in written checkpoints
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             code = cli.main(args=list(argv), prog_name="dnnkit", standalone_mode=False)
@@ -93,8 +110,7 @@ def run_item(argv: list[str], threads: int | None = None, sha_of: str | None = N
         code = EXIT_INTERRUPTED
     finally:
         if manage:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            _between_items()
         sys.argv = saved_argv
     seconds = time.perf_counter() - start
     gc.collect()
@@ -127,6 +143,8 @@ def summarize(code: int, out: str, err: str, seconds: float, sha: str | None = N
         hints = [ln[len("hint: "):] for ln in err.splitlines() if ln.startswith("hint: ")]
         if lines:
             error = lines[-1] + (f" (hint: {hints[-1]})" if hints else "")
+        elif status == STATUS_INTERRUPTED:
+            error = "interrupted (Ctrl-C or SIGTERM) before it finished; nothing partial was written"
         elif code == 0:
             error = "the command printed no JSON result"
         else:

@@ -70,3 +70,25 @@ def scale_cli():
         yield BatchCli(app)
     finally:
         app.registered_commands.remove(info)
+
+
+def make_bert_folder(path: Path, seed: int = 0) -> Path:
+    """A tiny Hugging Face model folder (config.json + model.safetensors), as `save_pretrained` writes it."""
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=64, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=32)
+    BertModel(config).save_pretrained(str(path))
+    return path
+
+
+def make_timm_folder(path: Path, safe: bool = True) -> Path:
+    """A tiny timm model folder, as timm's `save_for_hf` writes it (config.json with "architecture")."""
+    import timm
+    from timm.models._hub import save_for_hf
+
+    torch.manual_seed(0)
+    save_for_hf(timm.create_model("test_resnet", pretrained=False, num_classes=4), str(path),
+                safe_serialization=safe)
+    return path

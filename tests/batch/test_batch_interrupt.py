@@ -55,3 +55,36 @@ def test_ctrl_c_keeps_finished_outputs_and_resume_finishes(scale_cli, ckpts, tmp
     assert set(status.values()) <= {"ok", "skipped"} and len(status) == len(inputs)
     for path in inputs:
         assert read_header(out / path.name).dnnkit_record()["recipe"][-1]["op"] == "scale"
+
+
+def test_interrupted_items_are_not_counted_as_finished(ckpts, tmp_path):
+    """Item 1 is quick, the others sleep: after Ctrl-C the running ones are `interrupted`, not finished."""
+    manifest = tmp_path / "plan.jsonl"
+    rows = [{"input": str(ckpts[0]), "options": {"sleep": 0}, "output": "m1.safetensors"}]
+    rows += [{"input": str(ckpts[i % 3]), "options": {"sleep": 60}, "output": f"m{i + 1}.safetensors"}
+             for i in range(1, 4)]
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, helpers.__file__, "batch", "--manifest", str(manifest), "--out-dir", str(tmp_path / "out"),
+           "--jobs", "2", "--", "scale"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+                            start_new_session=True)
+    try:
+        first = proc.stdout.readline()  # item 1 has finished; item 2 (and maybe 3) is running
+        os.killpg(proc.pid, signal.SIGINT)
+        rest, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    lines = [json.loads(line) for line in [first, *rest.splitlines()] if line.strip()]
+    assert [line["status"] for line in lines if line["status"] != "interrupted"] == ["ok"], lines
+    stopped = [line for line in lines if line["status"] == "interrupted"]
+    assert 1 <= len(stopped) <= 2 and 2 in {line["index"] for line in stopped}
+    assert all(line["exit_code"] == 130 and line["error"] and line["metrics"] is None for line in stopped)
+    not_run = 4 - len(lines)
+    expected = f"error: interrupted: 1 of 4 items finished, {len(stopped)} interrupted"
+    expected += f", {not_run} not run;" if not_run else ";"
+    assert expected in err, err
+    assert f"4 items: 1 ok, {len(stopped)} interrupted" in err
+    assert not [p.name for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]  # nothing half-written
