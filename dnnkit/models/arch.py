@@ -45,6 +45,10 @@ def _parse_value(v: str) -> Any:
 
 def parse_arch_option(value: str) -> dict[str, Any]:
     """Turn an `--arch` value into an architecture spec."""
+    if value.startswith("py:"):
+        from dnnkit.models.user_arch import parse_py_arch
+
+        return parse_py_arch(value, _parse_value)
     if value.startswith("zoo:"):
         from dnnkit.zoo.catalog import zoo_entry
 
@@ -60,7 +64,8 @@ def parse_arch_option(value: str) -> dict[str, Any]:
         path = path / "config.json"
     if path.name.endswith(".json") and path.is_file():
         return folder_arch_from_config(json.loads(path.read_text()))
-    raise InputError(f"unknown --arch {value!r}", hint="use zoo:NAME, timm:NAME[?num_classes=10] or a HF folder")
+    raise InputError(f"unknown --arch {value!r}",
+                     hint="use zoo:NAME, timm:NAME[?num_classes=10], a HF folder, or py:FILE.py:FACTORY (your own)")
 
 
 def folder_arch_from_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -120,9 +125,19 @@ def hf_config_value(config: dict[str, Any], key: str) -> Any:
     return config.get(mapped) if mapped else None
 
 
-def build_arch(arch: dict[str, Any]) -> nn.Module:
-    """Build a freshly initialised base network from an architecture spec (no weights)."""
+def build_arch(arch: dict[str, Any], *, allow_code: bool = False) -> nn.Module:
+    """Build a freshly initialised base network from an architecture spec (no weights).
+
+    `allow_code` is True only for a spec the user gave (`--arch py:...`, or the Python API's `arch=`):
+    a `py` spec read from a checkpoint is refused, never imported.
+    """
     family = arch.get("family")
+    if family == "py":
+        from dnnkit.models.user_arch import build_py_arch, needs_user_flag
+
+        if not allow_code:
+            raise needs_user_flag(arch)
+        return build_py_arch(arch)
     if family == "zoo":
         from dnnkit.zoo.build import build_zoo_network
 
@@ -191,6 +206,11 @@ def info_from_arch(arch: dict[str, Any] | None, model: nn.Module | None = None) 
             if size and img:
                 size = (size[0], img, img) if isinstance(img, int) else (size[0], *img)
         return ModelInfo("classifier", family, tuple(size) if size else None, num_classes)
+    if family == "py":
+        info = arch.get("info") or {}
+        shape = info.get("input_shape")
+        return ModelInfo(str(info.get("task", "classifier")), family, tuple(shape) if shape else None,
+                         info.get("num_classes"), info.get("data"))
     if family == "hf":
         cls = arch.get("class", "")
         if cls.endswith("ForCausalLM") or cls.endswith("LMHeadModel"):

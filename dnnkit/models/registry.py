@@ -50,7 +50,8 @@ class LoadedModel:
         """The built network, or the standard error for a bare weights file."""
         if self.model is None:
             raise InputError(f"{why} needs the network: {self.ref.raw} has no architecture",
-                             hint="pass --arch (zoo:NAME, timm:NAME or a HF folder) or a dnnkit/HF checkpoint")
+                             hint="pass --arch (zoo:NAME, timm:NAME[?k=v], a HF folder, or py:FILE.py:FACTORY for "
+                                  "your own architecture) or a dnnkit/HF checkpoint")
         return self.model
 
     def sha256(self) -> str | None:
@@ -239,10 +240,10 @@ def load_state_into(model: nn.Module, tensors: dict[str, torch.Tensor], where: s
     model.load_state_dict(tensors, strict=True)
 
 
-def _build_with_recipe(arch_spec: dict[str, Any], record: dict[str, Any] | None) -> nn.Module:
+def _build_with_recipe(arch_spec: dict[str, Any], record: dict[str, Any] | None, *, user_spec: bool) -> nn.Module:
     from dnnkit.models.recipe import replay
 
-    model = build_arch(arch_spec)
+    model = build_arch(arch_spec, allow_code=user_spec)
     return replay(model, list((record or {}).get("recipe", [])))
 
 
@@ -261,7 +262,7 @@ def _load_safetensors(ref: ModelRef, arch_spec: dict[str, Any] | None) -> Loaded
     spec = arch_spec or (record or {}).get("arch")
     if spec is None:
         return LoadedModel(ref, None, None, info_from_arch(None), record, [ref.path])
-    model = _build_with_recipe(spec, record if arch_spec is None or record else None)
+    model = _build_with_recipe(spec, record if arch_spec is None or record else None, user_spec=arch_spec is not None)
     tensors = _restore_aliases(load_tensors(ref.path), record)
     load_state_into(model, tensors, ref.raw)
     source_dir = _hf_source_dir(record)
@@ -406,7 +407,7 @@ def _load_legacy(ref: ModelRef, arch_spec: dict[str, Any] | None) -> LoadedModel
     tensors = load_legacy_state_dict(ref.path)
     if arch_spec is None:
         return LoadedModel(ref, None, None, info_from_arch(None), None, [ref.path])
-    model = build_arch(arch_spec)
+    model = build_arch(arch_spec, allow_code=True)
     load_state_into(model, tensors, ref.raw)
     return LoadedModel(ref, model, arch_spec, info_from_arch(arch_spec, model), None, [ref.path])
 
