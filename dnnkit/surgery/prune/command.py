@@ -34,16 +34,17 @@ def run_prune(model_ref: str, opts: PruneOptions, *, arch: str | None = None, we
     to stop the write (the CLI's `--require`).
     """
     from dnnkit.models.atomic import check_output_path
+    from dnnkit.models.reference import parse_reference
     from dnnkit.models.registry import resolve
 
     progress = or_null(progress)
     t_start = time.perf_counter()
     if device != "cpu":
         raise InputError("prune runs on the CPU for now", hint="drop --device")
-    resolved = resolve(model_ref, progress)
-    inputs = (resolved.target,) if resolved.kind in ("safetensors", "hf-dir", "gguf", "legacy") else ()
-    if output is not None and not dry_run:
-        check_output_path(output, force, inputs=inputs)
+    parsed = parse_reference(model_ref)
+    if output is not None and not dry_run:  # before a zoo model is trained or a GGUF converted
+        check_output_path(output, force, inputs=(parsed.target,) if parsed.is_file_based else ())
+    resolved = resolve(parsed, progress)
     if weights is not None and resolved.kind != "timm":
         raise InputError(f"--weights applies to timm:NAME models, not {model_ref}",
                          hint="a checkpoint file or folder carries its own weights")
