@@ -95,7 +95,7 @@ def batch_main(
     jobs: Annotated[int | None, typer.Option(
         "--jobs", "-j", help="Local worker processes [default: one per CPU].", min=1, show_default=False)] = None,
     threads_per_job: Annotated[int, typer.Option(
-        "--threads-per-job", help="torch CPU threads in each worker (local or Ray).", min=1)] = 1,
+        "--threads", "--threads-per-job", help="torch CPU threads in each worker (local or Ray).", min=1)] = 1,
     address: Annotated[str, typer.Option(
         "--address", help="Ray cluster: HOST:PORT of the head, ray://HOST:PORT, or auto (the local one).")] = "auto",
     gpus_per_task: Annotated[float, typer.Option("--gpus-per-task", help="GPUs reserved per Ray task.",

@@ -138,7 +138,7 @@ def _leaf_commands() -> list[tuple[str, object]]:
     found: list[tuple[str, object]] = []
 
     def walk(cmd: object, path: str) -> None:
-        if hasattr(cmd, "commands"):  # a group (typer vendors its own click)
+        if getattr(cmd, "commands", None):  # a group (typer vendors its own click); batch is a leaf
             for name, sub in cmd.commands.items():
                 walk(sub, f"{path} {name}".strip())
         else:
@@ -149,22 +149,22 @@ def _leaf_commands() -> list[tuple[str, object]]:
 
 
 def test_every_command_takes_the_shared_options_with_one_meaning():
-    seen: dict[str, tuple] = {}
     commands = _leaf_commands()
-    assert len(commands) >= 15
+    assert len(commands) >= 18 and "batch" in [path for path, _ in commands]
+    shared = ("--json", "--quiet", "--verbose", "--threads", "--arch", "--weights", "--device", "--force",
+              "--dry-run", "--require", "-o")
+    seen: dict[str, tuple] = {}
     for path, cmd in commands:
-        opts = {p.name: p for p in cmd.params}
-        for name in ("json_mode", "quiet", "verbose", "threads"):
-            assert name in opts, f"`dnnkit {path}` lacks --{name}"
-        for name, p in opts.items():
-            if name in ("json_mode", "quiet", "verbose", "threads", "arch", "weights", "device", "force", "dry_run",
-                        "require"):
-                key = (tuple(p.opts), p.is_flag if hasattr(p, "is_flag") else None)
-                assert seen.setdefault(name, key) == key, f"`dnnkit {path}`: --{name} differs"
-    loaders = [path for path, cmd in commands if any(p.name == "arch" for p in cmd.params)]
-    for path, cmd in commands:
-        if path in loaders:
-            assert any(p.name == "weights" for p in cmd.params), f"`dnnkit {path}` has --arch but no --weights"
+        by_flag = {flag: p for p in cmd.params for flag in getattr(p, "opts", [])}
+        for flag in ("--json", "--quiet", "--verbose", "--threads"):
+            assert flag in by_flag, f"`dnnkit {path}` lacks {flag}"
+        for flag in shared:
+            if flag in by_flag:
+                p = by_flag[flag]
+                key = (tuple(sorted(o for o in p.opts if o != "--threads-per-job")), p.is_flag)
+                assert seen.setdefault(flag, key) == key, f"`dnnkit {path}`: {flag} differs ({key} vs {seen[flag]})"
+        if "--arch" in by_flag:
+            assert "--weights" in by_flag, f"`dnnkit {path}` has --arch but no --weights"
 
 
 def test_threads_accepted_by_inspect_and_zoo_list(cli, digits_mlp_ref):
