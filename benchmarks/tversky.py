@@ -31,7 +31,7 @@ from torch import nn
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dnnkit.surgery.tversky.layer import TverskyProjection  # noqa: E402
+from dnnkit.nn.tversky import TverskyProjection  # noqa: E402
 from dnnkit.surgery.tversky.xor import solved_share  # noqa: E402
 
 DOC = ROOT / "docs" / "benchmarks" / "tversky.md"

@@ -140,7 +140,7 @@ def explain_command(
     except RuntimeError as exc:
         raise InputError(f"the model cannot take inputs of shape {'x'.join(map(str, x.shape[1:]))} "
                          f"({str(exc).splitlines()[0][:120]})") from exc
-    from dnnkit.surgery.bcos.layers import current_b
+    from dnnkit.nn.bcos import current_b
 
     report = _report(model, exp, labels, names, bcos)
     for row, i in zip(report["inputs"], indices or [None] * len(names), strict=True):

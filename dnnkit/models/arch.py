@@ -50,12 +50,9 @@ def parse_arch_option(value: str) -> dict[str, Any]:
 
         return parse_py_arch(value, _parse_value)
     if value.startswith("zoo:"):
-        from dnnkit.zoo.catalog import zoo_entry
+        from dnnkit.models.schemes import scheme
 
-        entry = zoo_entry(value[4:])
-        if entry.source != "trained":
-            raise InputError(f"--arch {value}: shipped zoo models are Hugging Face folders; pass the folder")
-        return {"family": "zoo", "name": entry.name, **entry.info()}
+        return scheme("zoo").arch(value[4:])
     if value.startswith("timm:"):
         name, _, query = value[5:].partition("?")
         return {"family": "timm", "name": name, "kwargs": {k: _parse_value(v) for k, v in parse_qsl(query)}}
@@ -139,9 +136,9 @@ def build_arch(arch: dict[str, Any], *, allow_code: bool = False) -> nn.Module:
             raise needs_user_flag(arch)
         return build_py_arch(arch)
     if family == "zoo":
-        from dnnkit.zoo.build import build_zoo_network
+        from dnnkit.models.schemes import scheme
 
-        return build_zoo_network(arch["name"])
+        return scheme("zoo").build(arch)
     if family == "timm":
         import timm
 

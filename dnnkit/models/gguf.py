@@ -36,7 +36,7 @@ def load_gguf_model_and_tokenizer(path: Path) -> tuple[Any, Any]:
 
 def gguf_cache_dir(path: Path, sha256: str) -> Path:
     """Where a GGUF file's converted Hugging Face folder is cached."""
-    from dnnkit.zoo.catalog import dnnkit_home
+    from dnnkit.home import dnnkit_home
 
     return dnnkit_home() / "gguf" / f"{path.stem}-{sha256[:16]}"
 

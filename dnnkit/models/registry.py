@@ -106,12 +106,9 @@ def resolve(ref: str | ModelRef, progress: ProgressReporter | None = None) -> Mo
     """Parse a reference and turn `zoo:NAME` into the file or folder behind it."""
     ref = ref if isinstance(ref, ModelRef) else parse_reference(ref)
     if ref.kind == "zoo":
-        from dnnkit.zoo.catalog import zoo_entry
+        from dnnkit.models.schemes import scheme
 
-        zoo_entry(ref.target)
-        from dnnkit.zoo.build import ensure_zoo
-
-        path = ensure_zoo(ref.target, progress)
+        path = scheme("zoo").resolve(ref.target, progress)
         return ModelRef("hf-dir" if path.is_dir() else "safetensors", str(path), ref.raw)
     return ref
 

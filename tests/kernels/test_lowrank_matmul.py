@@ -85,7 +85,7 @@ def test_dispatch_uses_triton_when_forced(triton_device: str, kernel_env: pytest
 
 
 def test_factored_layer_calls_the_op_on_either_backend(triton_device: str, kernel_env: pytest.MonkeyPatch) -> None:
-    from dnnkit.surgery.lowrank.modules import LowRankLinear
+    from dnnkit.nn.lowrank import LowRankLinear
 
     layer = LowRankLinear(12, 9, 4).to(triton_device)
     x = torch.randn(5, 12, device=triton_device)

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from dnnkit.errors import InputError
-from dnnkit.surgery.bcos.layers import BcosClassifier, explanation_mode
+from dnnkit.nn.bcos import BcosClassifier, explanation_mode
 
 CONSTANT_PARAMS = ("pos_embed", "cls_token", "reg_token", "dist_token")
 

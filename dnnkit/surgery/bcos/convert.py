@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from dnnkit.errors import InputError, RuntimeFailure
-from dnnkit.surgery.bcos.layers import (
+from dnnkit.nn.bcos import (
     BcosAttention,
     BcosClassifier,
     BcosConv2d,

@@ -14,8 +14,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
+from dnnkit.nn.bcos import set_b
 from dnnkit.progress import ProgressReporter
-from dnnkit.surgery.bcos.layers import set_b
 from dnnkit.train import TrainConfig, fit
 
 

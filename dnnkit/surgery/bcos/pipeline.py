@@ -13,10 +13,10 @@ import torch
 from torch import nn
 
 from dnnkit.errors import InputError
+from dnnkit.nn.bcos import BcosClassifier
 from dnnkit.progress import ProgressReporter, or_null
 from dnnkit.surgery.bcos.convert import BcosOptions, ConversionPlan, LayerChange, convert
 from dnnkit.surgery.bcos.finetune import FinetuneResult, finetune
-from dnnkit.surgery.bcos.layers import BcosClassifier
 
 
 @dataclass

@@ -20,6 +20,7 @@ from torch import nn
 from dnnkit.errors import InputError
 from dnnkit.evaluate import Inputs, check_task_data, load_inputs
 from dnnkit.models.registry import LoadedModel
+from dnnkit.nn.lowrank import dense_matrix, layer_kind, make_lowrank, set_factors, set_module
 from dnnkit.progress import ProgressReporter, or_null
 from dnnkit.surgery.lowrank.calibrate import calibrate
 from dnnkit.surgery.lowrank.decompose import (
@@ -33,7 +34,6 @@ from dnnkit.surgery.lowrank.decompose import (
     whitening_factor,
 )
 from dnnkit.surgery.lowrank.fidelity import Reference, fidelity, make_reference, unique_params
-from dnnkit.surgery.lowrank.modules import dense_matrix, layer_kind, make_lowrank, set_factors, set_module
 from dnnkit.surgery.lowrank.select import Candidate, select_layers
 
 METHODS = ("svd", "asvd", "whiten", "maestro", "truncate")

@@ -19,8 +19,8 @@ from torch.nn import functional as F
 
 from dnnkit.errors import InputError
 from dnnkit.evaluate import Inputs, forward_output
+from dnnkit.nn.lowrank import out_features
 from dnnkit.progress import ProgressReporter, or_null
-from dnnkit.surgery.lowrank.modules import out_features
 
 
 @dataclass

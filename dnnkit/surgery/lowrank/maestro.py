@@ -23,10 +23,10 @@ from torch import nn
 
 from dnnkit.errors import RuntimeFailure
 from dnnkit.evaluate import Inputs
+from dnnkit.nn.lowrank import dense_matrix, make_lowrank, set_dense_matrix, set_factors, set_module
 from dnnkit.progress import ProgressReporter
 from dnnkit.surgery.lowrank.decompose import decompose
 from dnnkit.surgery.lowrank.fidelity import Reference, fidelity, headline, unique_params
-from dnnkit.surgery.lowrank.modules import dense_matrix, make_lowrank, set_dense_matrix, set_factors, set_module
 from dnnkit.surgery.lowrank.select import Candidate
 from dnnkit.surgery.lowrank.training import recalibrate_batchnorm, train_model
 

@@ -23,7 +23,7 @@ def replay_lowrank(model: nn.Module, step: dict[str, Any]) -> nn.Module:
     recorded kind must be "conv1d": factors cut from the stored (in, out) tensor as if it were a
     Linear's (out, in) weight (a bare file factored without an architecture) would compute another map.
     """
-    from dnnkit.surgery.lowrank.modules import LOWRANK_TYPES, dense_shape, layer_kind, make_lowrank, set_module
+    from dnnkit.nn.lowrank import LOWRANK_TYPES, dense_shape, layer_kind, make_lowrank, set_module
 
     layers = step.get("layers") or {}
     if not isinstance(layers, dict):

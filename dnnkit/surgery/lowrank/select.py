@@ -71,7 +71,7 @@ def head_name(model: nn.Module) -> str | None:
 def select_layers(model: nn.Module, include: list[str] | None = None, exclude: list[str] | None = None,
                   factor_head: bool = False) -> tuple[list[Candidate], list[dict[str, str]]]:
     """(candidates, skipped) for a built model; raises InputError for patterns matching nothing."""
-    from dnnkit.surgery.lowrank.modules import LOWRANK_TYPES, is_conv1d, layer_kind, out_features
+    from dnnkit.nn.lowrank import LOWRANK_TYPES, is_conv1d, layer_kind, out_features
 
     include, exclude = list(include or []), list(exclude or [])
     modules = dict(model.named_modules())

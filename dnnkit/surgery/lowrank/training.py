@@ -47,7 +47,7 @@ def make_loss(task: str, inputs: Inputs, dense: nn.Module | None, targets: torch
             before_forward(model)
         loss = task_loss(model, batch, idx)
         if full_pass:
-            from dnnkit.surgery.lowrank.modules import LOWRANK_TYPES
+            from dnnkit.nn.lowrank import LOWRANK_TYPES
 
             saved = {m: m.active_rank for m in model.modules() if isinstance(m, LOWRANK_TYPES)}
             for m in saved:

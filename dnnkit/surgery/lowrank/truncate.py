@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from dnnkit.errors import InputError
-from dnnkit.surgery.lowrank.modules import LOWRANK_TYPES, dense_shape, make_lowrank, set_factors, set_module
+from dnnkit.nn.lowrank import LOWRANK_TYPES, dense_shape, make_lowrank, set_factors, set_module
 
 
 def component_importance(mod: nn.Module) -> torch.Tensor:

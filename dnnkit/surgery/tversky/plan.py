@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from dnnkit.errors import InputError
-from dnnkit.surgery.tversky.layer import StandardizedLinear, TverskyProjection
+from dnnkit.nn.tversky import StandardizedLinear, TverskyProjection
 
 BANK_PREFIX = "tversky_bank_"  # root parameters holding shared feature banks: tversky_bank_<input width>
 KINDS = ("tversky", "linear")
@@ -115,7 +115,7 @@ def install(model: nn.Module, params: dict[str, Any], layers: dict[str, dict[str
 
 def _shared_bank(model: nn.Module, spec: dict[str, Any], params: dict[str, Any],
                  generator: torch.Generator | None) -> nn.Parameter:
-    from dnnkit.surgery.tversky.layer import init_tensor
+    from dnnkit.nn.tversky import init_tensor
 
     # A root parameter, not a child module: Sequential roots call every child in order.
     key = f"{BANK_PREFIX}{spec['bank']}"

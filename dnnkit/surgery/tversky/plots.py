@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from dnnkit.models.atomic import atomic_file
-from dnnkit.surgery.tversky.layer import TverskyProjection
+from dnnkit.nn.tversky import TverskyProjection
 
 
 def _figure(rows: int, cols: int, scale: float = 1.0) -> tuple[Any, Any]:

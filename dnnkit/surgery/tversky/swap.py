@@ -18,8 +18,8 @@ from torch import nn
 from dnnkit.errors import InputError
 from dnnkit.evaluate import Inputs, load_inputs, outputs, perplexity
 from dnnkit.models.registry import LoadedModel
+from dnnkit.nn.tversky import StandardizedLinear, TverskyProjection
 from dnnkit.progress import ProgressReporter, or_null
-from dnnkit.surgery.tversky.layer import StandardizedLinear, TverskyProjection
 from dnnkit.surgery.tversky.plan import install, parameter_count, plan_layers, resolve_layers
 from dnnkit.train import TrainConfig, fit
 
@@ -71,7 +71,7 @@ class SwapOptions:
             if self.theta <= 0:
                 raise InputError(f"initial --theta must be > 0, got {self.theta}")
             from dnnkit.kernels.tversky_similarity import check_options
-            from dnnkit.surgery.tversky.layer import INITS
+            from dnnkit.nn.tversky import INITS
 
             check_options(self.intersection, self.difference, self.similarity, self.reduction)
             if self.init not in INITS:

@@ -7,9 +7,9 @@ import torch
 from torch import nn
 
 from dnnkit.errors import InputError
+from dnnkit.nn.bcos import BcosConv2d, UncentredBatchNorm2d
 from dnnkit.probes.explain.dynamic import explain_dynamic
 from dnnkit.surgery.bcos.convert import BcosOptions, apply_conversion, convert, normalise, plan_conversion
-from dnnkit.surgery.bcos.layers import BcosConv2d, UncentredBatchNorm2d
 
 
 class TinyResNet(nn.Module):

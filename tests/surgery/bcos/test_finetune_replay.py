@@ -8,9 +8,9 @@ from torch import nn
 
 from dnnkit.errors import InputError
 from dnnkit.models.recipe import replay
+from dnnkit.nn.bcos import current_b
 from dnnkit.surgery.bcos.convert import BcosOptions, convert
 from dnnkit.surgery.bcos.finetune import b_at, bce_targets, finetune, random_shift
-from dnnkit.surgery.bcos.layers import current_b
 from dnnkit.surgery.bcos.pipeline import BcosifyConfig, BcosifyResult
 
 

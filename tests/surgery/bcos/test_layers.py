@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
-from dnnkit.surgery.bcos.layers import (
+from dnnkit.nn.bcos import (
     BcosConv2d,
     BcosLinear,
     BiasFreeLayerNorm,

@@ -65,8 +65,8 @@ def test_svd_rules_write_and_reload_exactly(digits_mlp_ref: str, tmp_path: Path,
 
 def test_reload_gives_identical_outputs_cnn(digits_cnn_ref: str, tmp_path: Path) -> None:
     from dnnkit.models.registry import load_model
+    from dnnkit.nn.lowrank import LowRankConv2d, LowRankLinear
     from dnnkit.surgery.lowrank.api import LowRankConfig, lowrank
-    from dnnkit.surgery.lowrank.modules import LowRankConv2d, LowRankLinear
 
     loaded = load_model(digits_cnn_ref)
     cfg = LowRankConfig(method="svd", rule="ratio", value=0.5, eval_limit=64)

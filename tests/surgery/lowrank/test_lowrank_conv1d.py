@@ -70,9 +70,9 @@ def test_svd_factors_conv1d_and_reloads(gpt2: Path, tmp_path: Path) -> None:
     assert rows["transformer.h.0.attn.c_attn"]["params_after"] == 16 * (32 + 96)
     assert {"name": "lm_head", "reason": "tied weight (shared with another module)"} in rep["skipped"]
     from dnnkit.models.registry import load_model
+    from dnnkit.nn.lowrank import LowRankLinear
     from dnnkit.surgery.lowrank.api import LowRankConfig, lowrank
     from dnnkit.surgery.lowrank.fidelity import unique_params
-    from dnnkit.surgery.lowrank.modules import LowRankLinear
 
     reloaded = load_model(str(out))
     assert isinstance(reloaded.model.get_submodule("transformer.h.0.mlp.c_fc"), LowRankLinear)
@@ -104,10 +104,10 @@ def test_full_rank_factors_compute_the_dense_function(gpt2: Path, tmp_path: Path
 def test_whitening_statistics_are_taken_at_the_conv1d_input(gpt2: Path) -> None:
     """SVD-LLM: ||(W - W')X||^2 over the calibration tokens equals the dropped sigma^2 (square attn.c_proj too)."""
     from dnnkit.models.registry import load_model
+    from dnnkit.nn.lowrank import make_lowrank, set_factors
     from dnnkit.progress import or_null
     from dnnkit.surgery.lowrank.api import LowRankConfig, calibration_inputs, decompose_layers, plan
     from dnnkit.surgery.lowrank.calibrate import calibrate
-    from dnnkit.surgery.lowrank.modules import make_lowrank, set_factors
 
     loaded = load_model(str(gpt2))
     cfg = LowRankConfig(method="whiten", rule="ratio", value=0.25, data="wiki", calib=8, seq_len=16)

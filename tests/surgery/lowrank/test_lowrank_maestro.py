@@ -11,8 +11,8 @@ from torch import nn
 from typer.testing import CliRunner
 
 from dnnkit.cli.app import app
+from dnnkit.nn.lowrank import LowRankConv2d, LowRankLinear
 from dnnkit.surgery.lowrank.maestro import RankSampler, budget_ranks, group_lasso, importances, tail_norms
-from dnnkit.surgery.lowrank.modules import LowRankConv2d, LowRankLinear
 from dnnkit.surgery.lowrank.select import Candidate
 
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from dnnkit.kernels.tversky_similarity import DIFFERENCES, INTERSECTIONS, SIMILARITIES
-from dnnkit.surgery.tversky.layer import StandardizedLinear, TverskyProjection, direct_similarity
+from dnnkit.nn.tversky import StandardizedLinear, TverskyProjection, direct_similarity
 from dnnkit.surgery.tversky.xor import XOR_X, solved_share, train_xor
 
 
