@@ -20,7 +20,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from dnnkit.batch.plan import BatchItem
-from dnnkit.batch.worker import STATUS_FAILED, init_worker, run_item
+from dnnkit.batch.worker import STATUS_FAILED, CommandFactory, init_worker, run_item
 
 Emit = Callable[[BatchItem, dict[str, Any]], None]
 
@@ -51,9 +51,10 @@ class LocalExecutor:
 
     name = "local"
 
-    def __init__(self, jobs: int, threads: int) -> None:
+    def __init__(self, jobs: int, threads: int, command_factory: CommandFactory) -> None:
         self.jobs = max(1, jobs)
         self.threads = threads
+        self.command_factory = command_factory
         self._pool: ProcessPoolExecutor | None = None
 
     def describe(self) -> str:
@@ -61,7 +62,7 @@ class LocalExecutor:
 
     def _new_pool(self, workers: int) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context(), initializer=init_worker,
-                                   initargs=(self.threads,))
+                                   initargs=(self.threads, self.command_factory))
 
     def run(self, items: list[BatchItem], emit: Emit) -> None:
         """Run every item, calling `emit(item, result)` as each finishes; KeyboardInterrupt stops cleanly."""

@@ -77,10 +77,10 @@ def _remote_function() -> Any:
     ray = _import_ray()
 
     @ray.remote
-    def run_batch_item(argv: list[str], threads: int, sha_of: str | None) -> dict[str, Any]:
+    def run_batch_item(argv: list[str], threads: int, sha_of: str | None, command_factory: Any) -> dict[str, Any]:
         from dnnkit.batch.worker import run_item
 
-        return run_item(argv, threads, sha_of)
+        return run_item(argv, threads, sha_of, command_factory)
 
     return run_batch_item
 
@@ -90,9 +90,11 @@ class RayExecutor:
 
     name = "ray"
 
-    def __init__(self, address: str, threads: int, cpus_per_task: float = 1.0, gpus_per_task: float = 0.0) -> None:
+    def __init__(self, address: str, threads: int, command_factory: Any, cpus_per_task: float = 1.0,
+                 gpus_per_task: float = 0.0) -> None:
         self.address = address
         self.threads = threads
+        self.command_factory = command_factory  # picklable by reference (a module-level function)
         self.cpus_per_task = cpus_per_task
         self.gpus_per_task = gpus_per_task
         self._connected = False
@@ -143,7 +145,8 @@ class RayExecutor:
             self.connect()
         remote = _remote_function().options(num_cpus=self.cpus_per_task, num_gpus=self.gpus_per_task,
                                             max_retries=0)
-        refs = {remote.remote(item.argv, self.threads, item.reference if item.report else None): item
+        refs = {remote.remote(item.argv, self.threads, item.reference if item.report else None,
+                              self.command_factory): item
                 for item in items}
         pending = list(refs)
         try:

@@ -9,7 +9,6 @@ The command's stdout (its one `--json` object) and stderr are captured; its exit
 from __future__ import annotations
 
 import contextlib
-import functools
 import gc
 import io
 import json
@@ -17,6 +16,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 STATUS_OK = "ok"
@@ -26,11 +26,15 @@ EXIT_INTERRUPTED = 130
 LOG_CHARS = 20_000
 _MANAGE_SIGNALS = False  # set in local pool workers; Ray workers keep Ray's own SIGINT handling
 _PENDING_INTERRUPT = False  # a signal came between two items (a Ctrl-C that raced the next item's start)
+CommandFactory = Callable[[], Any]  # () -> the Click command that runs `dnnkit ARGV` (injected by the CLI)
+_FACTORY: CommandFactory | None = None
+_COMMAND: Any = None
 
 
-def init_worker(threads: int, quiet_stdout: bool = True) -> None:
-    """Per-process set-up: torch threads, SIGINT/SIGTERM between items remembered (the next item then does
-    not start), stray stdout sent to stderr."""
+def init_worker(threads: int, command_factory: CommandFactory, quiet_stdout: bool = True) -> None:
+    """Per-process set-up: the injected command, torch threads, SIGINT/SIGTERM between items remembered (the
+    next item then does not start), stray stdout sent to stderr."""
+    use_command(command_factory)
     os.environ["DNNKIT_THREADS"] = str(threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     if quiet_stdout:
@@ -46,14 +50,21 @@ def init_worker(threads: int, quiet_stdout: bool = True) -> None:
     _cli()
 
 
-@functools.lru_cache(maxsize=1)
+def use_command(command_factory: CommandFactory) -> None:
+    """Inject what runs an item: batch never imports the CLI itself (the CLI hands in its own command)."""
+    global _FACTORY, _COMMAND
+    if command_factory is not _FACTORY:
+        _FACTORY, _COMMAND = command_factory, None
+
+
 def _cli() -> Any:
-    """The dnnkit Click command object, built once per worker process."""
-    import typer
-
-    from dnnkit.cli.app import app
-
-    return typer.main.get_command(app)
+    """The injected Click command object, built once per worker process."""
+    global _COMMAND
+    if _FACTORY is None:
+        raise RuntimeError("no command injected: call use_command()/init_worker() first")
+    if _COMMAND is None:
+        _COMMAND = _FACTORY()
+    return _COMMAND
 
 
 def _remember_interrupt(signum: int, frame: Any) -> None:
@@ -74,12 +85,16 @@ def _interrupt_once(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def run_item(argv: list[str], threads: int | None = None, sha_of: str | None = None) -> dict[str, Any]:
+def run_item(argv: list[str], threads: int | None = None, sha_of: str | None = None,
+             command_factory: CommandFactory | None = None) -> dict[str, Any]:
     """Run `dnnkit ARGV` in-process; return {status, exit_code, metrics, error, log, seconds, pid[, sha256]}.
 
     `sha_of`: a reference whose input sha256 is wanted in the result (for outputs batch writes itself).
+    `command_factory`: the command to run (already injected by `init_worker` in pool workers).
     """
     global _PENDING_INTERRUPT
+    if command_factory is not None:
+        use_command(command_factory)
     if threads is not None:
         os.environ["DNNKIT_THREADS"] = str(threads)
         import torch

@@ -176,6 +176,11 @@ def _register() -> None:
 _register()
 
 
+def click_command() -> Any:
+    """The whole CLI as one Click command (what `batch` workers run items with)."""
+    return typer.main.get_command(app)
+
+
 def _sigterm(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 

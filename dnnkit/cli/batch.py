@@ -199,10 +199,12 @@ def _refuse_existing_outputs(items: list[Any]) -> None:
 
 def _make_executor(kind: str, jobs: int | None, threads: int, address: str, gpus: float, cpus: float,
                    n_items: int) -> Any:
+    from dnnkit.cli.app import click_command  # the command batch workers run (injected)
+
     if kind == "ray":
         from dnnkit.batch.ray_executor import RayExecutor
 
-        runner = RayExecutor(address, threads, cpus_per_task=cpus, gpus_per_task=gpus)
+        runner = RayExecutor(address, threads, click_command, cpus_per_task=cpus, gpus_per_task=gpus)
         runner.connect()  # an unreachable cluster is bad input: exit 2 before anything runs
         return runner
     from dnnkit.batch.local import LocalExecutor, default_jobs
@@ -211,7 +213,7 @@ def _make_executor(kind: str, jobs: int | None, threads: int, address: str, gpus
         from dnnkit.errors import InputError
 
         raise InputError("--gpus-per-task applies to --executor ray", hint="locally, pass --device cuda after --")
-    return LocalExecutor(min(jobs or default_jobs(), max(1, n_items)), threads)
+    return LocalExecutor(min(jobs or default_jobs(), max(1, n_items)), threads, click_command)
 
 
 def _line_writer(out: Any, verbose: bool) -> Any:
