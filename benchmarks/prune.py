@@ -41,7 +41,7 @@ from dnnkit.surgery.prune.curves import forward_y  # noqa: E402
 from dnnkit.surgery.prune.layers import PrunableLayer  # noqa: E402
 from dnnkit.surgery.prune.network import network_layers  # noqa: E402
 from dnnkit.surgery.prune.rd import apply_zeros, rd_allocate  # noqa: E402
-from dnnkit.surgery.prune.run import PruneOptions, step_ratios  # noqa: E402
+from dnnkit.surgery.prune.run import PruneConfig, step_ratios  # noqa: E402
 from dnnkit.train import TrainConfig, fit  # noqa: E402
 
 BASELINES = ["uniform", "uniform-plus", "global", "erk", "lamp"]
@@ -78,7 +78,7 @@ class Bench:
         self.name, self.cfg, self.seeds, self.log = name, CONFIG[name], seeds, log
         self.loaded = load_model(f"zoo:{name}")
         self.dense = self.loaded.model
-        self.layers = network_layers(self.dense, PruneOptions(ratio=0.5))
+        self.layers = network_layers(self.dense, PruneConfig(ratio=0.5))
         self.test = load_inputs(self.loaded, self.cfg["data"], "test", self.cfg["test"], 0)
         self.dense_acc, self.dense_y = accuracy(self.dense, self.test)
         self.train = load_data(self.cfg["data"], "train")
@@ -435,7 +435,7 @@ def minilm_bench(log: Any, methods: list[str] | None = None) -> dict[str, Any]:
     t0 = time.perf_counter()
     loaded = load_model("zoo:minilm")
     dense = loaded.model.eval()
-    layers = network_layers(dense, PruneOptions(ratio=0.5, exclude=cfg["exclude"]))
+    layers = network_layers(dense, PruneConfig(ratio=0.5, exclude=cfg["exclude"]))
     names = [layer.name for layer in layers]
     test = load_inputs(loaded, cfg["data"], "test", None, 0, cfg["test_seq_len"])
     calib = load_inputs(loaded, cfg["data"], "train", cfg["calib"], 0, cfg["calib_seq_len"])

@@ -48,7 +48,7 @@ from dnnkit.surgery.prune.curves import (  # noqa: E402
 from dnnkit.surgery.prune.lm_head import HeadShortcut, head_shortcut  # noqa: E402
 from dnnkit.surgery.prune.network import network_layers  # noqa: E402
 from dnnkit.surgery.prune.rd import apply_zeros, rd_allocate  # noqa: E402
-from dnnkit.surgery.prune.run import PruneOptions  # noqa: E402
+from dnnkit.surgery.prune.run import PruneConfig  # noqa: E402
 
 CFG = {"ratios": [0.3, 0.5, 0.7], "methods": ["uniform", "global", "lamp", "rd"], "calib": 8, "calib_seq_len": 64,
        "test": 64, "test_seq_len": 128, "cap": 0.95, "data": "wiki", "levels": [d / 10 for d in range(10)] + [0.95]}
@@ -67,7 +67,7 @@ class Setup:
         t0 = time.perf_counter()
         self.loaded = load_model("zoo:smollm2-135m")
         self.dense = self.loaded.model.eval()
-        self.layers = network_layers(self.dense, PruneOptions(ratio=0.5))
+        self.layers = network_layers(self.dense, PruneConfig(ratio=0.5))
         self.names = [layer.name for layer in self.layers]
         self.calib = load_inputs(self.loaded, CFG["data"], "train", CFG["calib"], seed, CFG["calib_seq_len"])
         self.test = load_inputs(self.loaded, CFG["data"], "test", CFG["test"], 0, CFG["test_seq_len"])

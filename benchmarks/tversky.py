@@ -255,7 +255,7 @@ def build_byte_lm(folder: Path, train_steps: int, layers: int = 2, d: int = 128)
 
 def bench_lm(train_steps: int, head_steps: int, k: int, eval_blocks: int) -> str:
     from dnnkit.models.registry import load_model
-    from dnnkit.surgery.tversky.swap import SwapOptions, swap_projection
+    from dnnkit.surgery.tversky.swap import SwapConfig, swap_projection
 
     folder = Path(tempfile.mkdtemp(prefix="tversky-bench-lm-"))
     info = build_byte_lm(folder, train_steps)
@@ -268,7 +268,7 @@ def bench_lm(train_steps: int, head_steps: int, k: int, eval_blocks: int) -> str
     original = None
     for label, kw in runs:
         loaded = load_model(str(folder))
-        opts = SwapOptions(layers="lm_head", freeze_rest=True, steps=head_steps, batch_size=8, seed=0,
+        opts = SwapConfig(layers="lm_head", freeze_rest=True, steps=head_steps, batch_size=8, seed=0,
                            eval_limit=eval_blocks, calib=64, **kw)
         t0 = time.perf_counter()
         res = swap_projection(loaded, "wiki", opts)

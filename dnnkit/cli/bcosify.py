@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from dnnkit.cli.options import BatchSizeOpt, DataOpt, ModelArg, SeedOpt
 from dnnkit.cli.shared import DTYPE, GATE, LOAD, WRITE, Shared, shared_options
-
-
-def png_paths(out: str | None) -> dict[str, Path]:
-    """Where the explanation and comparison PNGs of a bcosify output go."""
-    if out is None:
-        return {}
-    base = Path(out)
-    stem = base.with_suffix("") if base.suffix == ".safetensors" else base
-    return {"explain": Path(f"{stem}.explain.png"), "compare": Path(f"{stem}.compare.png")}
 
 
 @shared_options(LOAD, DTYPE, WRITE, GATE)
@@ -53,119 +43,15 @@ def bcosify_command(
     shared: Shared,
 ) -> None:
     """Convert a trained image classifier into a B-cos network (explains itself) and fine-tune it."""
-    from dnnkit.errors import InputError
-    from dnnkit.surgery.bcos.pipeline import BcosifyConfig, check_config
+    from dnnkit.surgery.bcos.pipeline import BcosifyConfig
 
-    out = shared.out
-    dry_run, force = shared.dry_run, shared.force
     cfg = BcosifyConfig(b=b, b_warmup=b_warmup, encoding=encoding, mean=list(mean) if mean else None,
                         std=list(std) if std else None, epochs=epochs, lr=lr, batch_size=batch_size, augment=augment,
                         keep_maxpool=keep_maxpool, gap_reorder=not no_gap_reorder, seed=seed, grids=grids,
-                        train_limit=limit, logit_scale=logit_scale)
-    check_config(cfg)
-    output = shared.output_or_error("name the B-cos checkpoint (.safetensors)")
-    if output is not None and not output.endswith(".safetensors"):
-        raise InputError(f"output {output!r} must end in .safetensors",
-                         hint="a B-cos model is a dnnkit checkpoint that reloads by recipe replay")
-    pngs = {} if no_plots or dry_run else png_paths(output)
-    from dnnkit.data.registry import check_data_spec
-
-    if output is not None and not dry_run:
-        shared.check_output(output, model)
-        for p in pngs.values():
-            shared.check_output(p)
-    if data is not None:
-        check_data_spec(data)
-
-    loaded = shared.load(model)
-    net = loaded.require_network("bcosify")
-    from dnnkit.probes.explain.dynamic import is_bcos
-
-    if is_bcos(net):
-        raise InputError(f"{model} is already a B-cos network")
-    if loaded.info.task != "classifier":
-        raise InputError(f"{model} is not an image classifier (task {loaded.info.task})")
-    data = data or loaded.info.default_data
-    if data is None:
-        raise InputError(f"{model}: no default dataset", hint="pass --data")
-    train, test = _load_images(data)
-    from dnnkit.surgery.bcos.pipeline import bcosify
-
-    progress = out.progress()
-    result, opts = bcosify(net, loaded.arch, train, test, cfg, dry_run=dry_run, progress=progress, warn=out.warn)
-    report = _report(model, data, cfg, result, opts)
-    shared.gate({"accuracy": report["accuracy"]["original"]}, _after_metrics(report), "bcosify")
-    if not dry_run:
-        from dnnkit.models.save import save_model
-
-        metrics = {k: report[k] for k in ("accuracy", "completeness_error", "grid_pointing", "equivalence_max_abs")}
-        save_model(loaded, result.model, output, result.step(cfg, opts), metrics, force=force, structural=True)
-        report["output"] = output
-        if pngs:
-            report["png"] = _plots(net, result, opts, test, pngs)
-    report["dry_run"] = dry_run
-    out.result(report, lambda console: _render(console, report))
-
-
-def _after_metrics(report: dict[str, Any]) -> dict[str, Any]:
-    """The figures `--require` may gate on: accuracy, max completeness error, grid pointing score."""
-    after = {"accuracy": report["accuracy"]["final"]}
-    if report.get("completeness_error"):
-        after["completeness_error"] = report["completeness_error"]["max"]
-    if report.get("grid_pointing"):
-        after["grid_pointing"] = report["grid_pointing"]["score"]
-    return after
-
-
-def _load_images(data: str) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
-    from dnnkit.data import ImageData, load_data
-    from dnnkit.errors import InputError
-
-    train, test = load_data(data, "train"), load_data(data, "test")
-    if not isinstance(train, ImageData):
-        raise InputError(f"--data {data} holds no images")
-    return (train.x, train.y), (test.x, test.y)
-
-
-def _report(model: str, data: str, cfg: Any, result: Any, opts: Any) -> dict[str, Any]:
-    ft = result.finetune
-    return {
-        "model": model, "data": data, "b": cfg.b, "b_warmup": cfg.b_warmup, "encoding": opts.encoding,
-        "mean": opts.mean, "std": opts.std, "normalisation_source": result.normalisation_source,
-        "logit_bias": result.model.logit_bias, "logit_scale": result.model.logit_scale,
-        "modules": [c.as_dict() for c in result.changes],
-        "gap_reorder": {"applied": result.plan.gap_pool is not None, "reason": result.plan.gap_reason},
-        "equivalence_max_abs": result.equivalence_max_abs,
-        "accuracy": {"original": result.accuracy_original, "epoch0": result.accuracy_epoch0,
-                     "epochs": ft.accuracy, "final": ft.accuracy[-1] if ft.accuracy else result.accuracy_epoch0},
-        "loss": ft.loss, "b_per_epoch": ft.b, "seconds_per_epoch": ft.seconds_per_epoch,
-        "completeness_error": result.completeness, "grid_pointing": result.pointing,
-        "output": None, "png": None,
-    }
-
-
-def _plots(original: Any, result: Any, opts: Any, test: tuple[Any, Any], pngs: dict[str, Path]) -> dict[str, str]:
-    import torch
-
-    from dnnkit.probes.explain.dynamic import explain_dynamic, input_x_gradient
-    from dnnkit.probes.explain.render import Row, colour_image, save_rows
-    from dnnkit.surgery.bcos.pipeline import original_on_pixels
-
-    x, y = test
-    picks = [int((y == c).nonzero()[0]) for c in torch.unique(y)[:8]]
-    xs = x[picks]
-    bc = explain_dynamic(result.model, xs)
-    ixg = input_x_gradient(original_on_pixels(original, opts.mean, opts.std), xs, bc.classes)
-    rows, compare = [], []
-    for i, idx in enumerate(picks):
-        colour = colour_image(bc.weights[i], bc.contributions[i])
-        title = f"#{idx} label {int(y[idx])} pred {int(bc.predicted[i])}"
-        rows.append(Row(xs[i], bc.contributions[i], colour, title))
-        compare.append(Row(xs[i], bc.contributions[i], colour, title,
-                           extra=[("original: input×gradient", ixg.contributions[i])]))
-    save_rows(pngs["explain"], rows)
-    save_rows(pngs["compare"], compare)
-    return {k: str(v) for k, v in pngs.items()}
+                        train_limit=limit, logit_scale=logit_scale, data=data, plots=not no_plots)
+    report = shared.run("bcosify", model, cfg, "name the B-cos checkpoint (.safetensors)").report
+    report["model"] = model
+    shared.out.result(report, lambda console: _render(console, report))
 
 
 def _render(console: Any, r: dict[str, Any]) -> None:

@@ -68,8 +68,6 @@ def lowrank_command(
     """Factor Linear, Conv2d and transformers Conv1D layers into two thinner layers (SVD, ASVD, whitening, Maestro)."""
     from dnnkit.errors import InputError
 
-    out = shared.out
-    dry_run, force = shared.dry_run, shared.force
     methods = [name for name, on in (("svd", svd), ("asvd", asvd), ("whiten", whiten), ("maestro", maestro),
                                      ("truncate", truncate)) if on]
     if len(methods) != 1:
@@ -80,65 +78,18 @@ def lowrank_command(
     if len(rules) > 1:
         raise InputError("pass one rank rule: --rank-ratio, --energy or --params")
     rule, value = rules[0] if rules else (None, None)
-    output = shared.output_or_error("name the factored checkpoint (.safetensors)")
-    from dnnkit.surgery.lowrank.api import LowRankConfig, validate_config
+    from dnnkit.surgery.lowrank.api import LowRankConfig
 
     cfg = LowRankConfig(method=method, rule=rule, value=value, allocate=allocate, include=list(include or []),
                         exclude=list(exclude or []), factor_head=factor_head, data=data, calib=calib,
                         seq_len=seq_len, alpha=alpha, finetune_epochs=finetune_epochs, lr=lr,
                         train_limit=train_limit, eval_limit=eval_limit, from_scratch=from_scratch, epochs=epochs,
                         lambda_gl=lambda_gl, eps=eps, sampler=sampler, min_rank=min_rank, full_pass=full_pass,
-                        seed=seed, batch_size=batch_size, sweep=not no_plots and not dry_run)
-    validate_config(cfg)
-    if data is not None:
-        from dnnkit.data.registry import check_data_spec
-
-        check_data_spec(data)
-    from dnnkit.models.reference import parse_reference
-
-    ref = parse_reference(model)
-    if output is not None:
-        if not output.endswith(".safetensors"):
-            raise InputError(f"output {output!r} must end in .safetensors",
-                             hint="a factored model is a dnnkit checkpoint that reloads by recipe replay")
-        shared.check_output(output, model)
-    from dnnkit.surgery.lowrank.bare import is_bare, lowrank_bare
-
-    progress = out.progress()
-    if is_bare(ref, shared.arch):
-        shared.no_metrics(f"{model} is a bare weights file (no network to measure)")
-        if method == "truncate":
-            raise InputError("--truncate needs a checkpoint with factored layers (written by dnnkit lowrank)")
-        if method != "svd":
-            raise InputError(f"--{method} needs the network (calibration data flows through it): "
-                             f"{model} has no architecture", hint="pass --arch, or use --svd")
-        report = lowrank_bare(ref, cfg, None if dry_run else output, force=force, progress=progress)
-        report.update({"model": model, "output": None if dry_run else output, "dry_run": dry_run, "plots": {}})
-        for w in report["warnings"]:
-            out.warn(w)
-        out.result(report, lambda console: _render(console, report))
-        return
-    loaded = shared.load(model)
-    from dnnkit.surgery.lowrank.api import lowrank, plan
-
-    plan(loaded, cfg)
-    result = lowrank(loaded, cfg, progress)
-    report = result.report
-    report.update({"model": model, "output": None if dry_run else output, "dry_run": dry_run, "plots": {}})
-    fid = report.get("fidelity") or {}
-    shared.gate(fid.get("dense") or {}, fid.get("factored") or {}, "lowrank")
-    if not dry_run:
-        from dnnkit.models.save import save_model
-
-        metrics = {"lowrank": {"totals": report["totals"], "fidelity": report["fidelity"]}}
-        save_model(loaded, result.model, output, result.step, metrics, force=force, structural=True)
-        if not no_plots:
-            from dnnkit.surgery.lowrank.plots import write_plots
-
-            report["plots"] = write_plots(output, result, report)
-    for w in report["warnings"]:
-        out.warn(w)
-    out.result(report, lambda console: _render(console, report))
+                        seed=seed, batch_size=batch_size, sweep=not no_plots and not shared.dry_run,
+                        plots=not no_plots)
+    report = shared.run("lowrank", model, cfg, "name the factored checkpoint (.safetensors)").report
+    report["model"] = model
+    shared.out.result(report, lambda console: _render(console, report))
 
 
 def _fmt(v: Any) -> str:

@@ -6,7 +6,6 @@ from typing import Annotated, Any
 
 import typer
 
-from dnnkit.cli.common import command_line
 from dnnkit.cli.options import BatchSizeOpt, DataOpt, ModelArg, SeedOpt, SeqLenOpt
 from dnnkit.cli.shared import DTYPE, GATE, LOAD, WRITE, Shared, shared_options
 
@@ -50,9 +49,8 @@ def prune_command(
 ) -> None:
     """Zero a fraction of a model's weights, smallest magnitudes first, with a per-layer allocation."""
     from dnnkit.errors import InputError
-    from dnnkit.surgery.prune.run import PruneOptions, validate_options
+    from dnnkit.surgery.prune.run import PruneConfig
 
-    out = shared.out
     if layer_adaptive:
         if method not in ("lamp", "rd"):
             raise InputError(f"--layer-adaptive is --method rd; it conflicts with --method {method}")
@@ -64,33 +62,12 @@ def prune_command(
             units = int(dp_units)
         except ValueError:
             raise InputError(f"--dp-units must be auto or an integer, got {dp_units!r}") from None
-    opts = PruneOptions(ratio=ratio, method=method, include=list(include or []), exclude=list(exclude or []),
-                        cap=max_layer_sparsity, data=data, calib=calib, seed=seed, objective=objective,
-                        levels=levels, dp_units=units, steps=steps, refine=refine, finetune_epochs=finetune_epochs,
-                        lr=lr, format=fmt, batch_size=batch_size, eval_limit=limit, seq_len=seq_len)
-    validate_options(opts)
-    output = shared.output_or_error("name the pruned checkpoint")
-    if fmt == "sparse" and output is not None and not output.endswith(".safetensors"):
-        raise InputError(f"--format sparse writes a .safetensors file, got -o {output!r}",
-                         hint="plain transformers/timm cannot read the sparse format; use --format dense for folders")
-    from dnnkit.surgery.prune.command import run_prune
-
-    result = run_prune(model, opts, arch=shared.arch, weights=shared.weights, output=output, force=shared.force,
-                       dry_run=shared.dry_run, device=shared.device, dtype=shared.dtype, argv=command_line(),
-                       progress=out.progress(), gate=_gate(shared))
-    for w in result["warnings"]:
-        out.warn(w)
-    out.result(result, lambda console: _render(console, result))
-
-
-def _gate(shared: Shared) -> Any:
-    """Before the write: warn on a large metric drop, and stop (nothing written) when a --require fails."""
-
-    def check(result: dict[str, Any]) -> None:
-        metrics = result.get("metrics") or {}
-        shared.gate(metrics.get("before") or {}, metrics.get("after") or {}, "prune")
-
-    return check
+    cfg = PruneConfig(ratio=ratio, method=method, include=list(include or []), exclude=list(exclude or []),
+                      cap=max_layer_sparsity, data=data, calib=calib, seed=seed, objective=objective, levels=levels,
+                      dp_units=units, steps=steps, refine=refine, finetune_epochs=finetune_epochs, lr=lr, format=fmt,
+                      batch_size=batch_size, eval_limit=limit, seq_len=seq_len)
+    report = shared.run("prune", model, cfg, "name the pruned checkpoint").report
+    shared.out.result(report, lambda console: _render(console, report))
 
 
 def _pct(x: float | None) -> str:

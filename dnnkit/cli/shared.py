@@ -91,6 +91,22 @@ class Shared:
         return load_model(model, arch=self.arch, weights=self.weights, device=self.device, dtype=self.dtype,
                           progress=self.progress())
 
+    def load_options(self) -> Any:
+        """The shared load options as the runner takes them."""
+        from dnnkit.runner import LoadOptions
+
+        return LoadOptions(arch=self.arch, weights=self.weights, device=self.device, dtype=self.dtype)
+
+    def run(self, surgery: str, model: str, cfg: Any, what: str) -> Any:
+        """Run a surgery through the one runner with this command's shared options; returns its Result."""
+        from dnnkit.cli.common import command_line
+        from dnnkit.runner import run_surgery
+
+        output = self.output_or_error(what)
+        return run_surgery(surgery, model, cfg, load=self.load_options(), output=output, force=self.force,
+                           dry_run=self.dry_run, require=self.require, progress=self.progress(), warn=self.out.warn,
+                           argv=command_line())
+
     def output_or_error(self, what: str) -> str | None:
         """The -o path, or the one missing-output error (None on --dry-run without -o)."""
         from dnnkit.errors import InputError
@@ -110,13 +126,6 @@ class Shared:
         from dnnkit.gate import parse_requirements
 
         return parse_requirements(self.require)
-
-    def no_metrics(self, why: str) -> None:
-        """Refuse --require up front on a path that measures no after-metric."""
-        from dnnkit.errors import InputError
-
-        if self.require:
-            raise InputError(f"--require needs after-metrics, and {why}", hint="drop --require, or give the network")
 
     def gate(self, before: dict[str, Any], after: dict[str, Any], what: str = "the result") -> None:
         """Warn when an after-metric fell far below its before-value; raise when a --require fails."""

@@ -128,62 +128,14 @@ app.command("linear")(_linear_command)
 def _run(model: str, fields: dict[str, Any], data: str | None, calib: int, freeze_rest: bool, epochs: int | None,
          steps: int | None, lr: float | None, batch_size: int | None, limit: int | None, eval_limit: int | None,
          seq_len: int, no_plots: bool, seed: int, shared: Shared) -> None:
-    from pathlib import Path
+    from dnnkit.surgery.tversky.swap import SwapConfig
 
-    from dnnkit.errors import InputError
-
-    out, dry_run = shared.out, shared.dry_run
-    from dnnkit.surgery.tversky.swap import SwapOptions
-
-    opts = SwapOptions(**fields, calib=calib, freeze_rest=freeze_rest, epochs=epochs, steps=steps, lr=lr,
-                       batch_size=batch_size, seed=seed, limit=limit, eval_limit=eval_limit, seq_len=seq_len)
-    opts.check()
-    output = shared.output_or_error("name the swapped checkpoint (.safetensors)")
-    if output is not None:
-        if Path(output).suffix != ".safetensors":
-            raise InputError(f"output {output!r} must end in .safetensors",
-                             hint="a swapped model is a dnnkit checkpoint that reloads by recipe replay")
-        if not dry_run:
-            shared.check_output(output, model)
-    if data is not None:
-        from dnnkit.data.registry import check_data_spec
-
-        check_data_spec(data)
-    from dnnkit.surgery.tversky.swap import swap_projection
-
-    loaded = shared.load(model)
-    loaded.require_network("swap-projection")
-    data = data or loaded.info.default_data
-    if data is None:
-        raise InputError(f"{model}: no default dataset", hint="pass --data")
-    originals = dict(loaded.model.named_modules())
-    result = swap_projection(loaded, data, opts, progress=out.progress(), dry_run=dry_run)
-    report = {"model": model, "data": data, "output": output, **result.report}
-    shared.gate(_metric(report, "metric_before"), _metric(report, "metric_after"), "swap-projection")
-    if not dry_run:
-        from dnnkit.models.save import save_model
-
-        metrics = {"before": report["metric_before"], "after": report["metric_after"],
-                   "params_before": report["params_before"], "params_after": report["params_after"]}
-        save_model(loaded, result.model, output, result.step, metrics, force=shared.force, structural=True)
-        report["plots"] = [] if no_plots or opts.kind != "tversky" else _plots(loaded, result, originals, output)
-    else:
-        report["plots"] = []
-    out.result(report, lambda console: _render(console, report))
-
-
-def _metric(report: dict[str, Any], key: str) -> dict[str, Any]:
-    """`metric_before`/`metric_after` as a metrics mapping (a dict already, or one named figure)."""
-    value = report.get(key)
-    if isinstance(value, dict):
-        return value
-    return {} if value is None else {str(report.get("metric", "metric")): value}
-
-
-def _plots(loaded: Any, result: Any, originals: dict[str, Any], output: str) -> list[str]:
-    from dnnkit.surgery.tversky.plots import write_plots
-
-    return write_plots(loaded, result, originals, output)
+    cfg = SwapConfig(**fields, calib=calib, freeze_rest=freeze_rest, epochs=epochs, steps=steps, lr=lr,
+                     batch_size=batch_size, seed=seed, limit=limit, eval_limit=eval_limit, seq_len=seq_len, data=data,
+                     plots=not no_plots)
+    report = shared.run("swap-projection", model, cfg, "name the swapped checkpoint (.safetensors)").report
+    report["model"] = model
+    shared.out.result(report, lambda console: _render(console, report))
 
 
 def _render(console: Any, r: dict[str, Any]) -> None:

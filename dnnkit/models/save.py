@@ -26,11 +26,13 @@ WEIGHT_FILE_PATTERNS = ("*.safetensors", "*.safetensors.index.json", "*.bin", "*
                         "*.gguf", "dnnkit.json", "dnnkit-source.json")
 
 
-def complete_record(record: dict[str, Any]) -> dict[str, Any]:
-    """Fill the fields every dnnkit record carries (version, created, command)."""
+def complete_record(record: dict[str, Any], command: list[str] | None = None) -> dict[str, Any]:
+    """Fill the fields every dnnkit record carries (version, created, command: `command`, else sys.argv)."""
     out = {"version": __version__, "arch": None, "recipe": [], "source": {}, "command": list(sys.argv),
            "metrics": {}}
     out.update(record)
+    if command is not None:
+        out["command"] = list(command)
     out["version"] = __version__
     out.setdefault("created", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     return out
@@ -54,7 +56,7 @@ def dedupe_shared(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tenso
 
 
 def write_checkpoint(path: str | Path, state: dict[str, torch.Tensor], record: dict[str, Any], *, force: bool,
-                     sparse: set[str] | None = None) -> dict[str, Any]:
+                     sparse: set[str] | None = None, command: list[str] | None = None) -> dict[str, Any]:
     """Write a dnnkit safetensors checkpoint atomically; returns the completed record.
 
     Tensors named in `sparse` are stored in the bitmask format when that makes them smaller.
@@ -64,7 +66,7 @@ def write_checkpoint(path: str | Path, state: dict[str, torch.Tensor], record: d
 
     path = check_output_path(path, force)
     tensors, aliases = dedupe_shared({k: v.detach().cpu().contiguous() for k, v in state.items()})
-    record = complete_record({**record, "aliases": aliases} if aliases else record)
+    record = complete_record({**record, "aliases": aliases} if aliases else record, command)
     metadata = {"format": "pt", "dnnkit": json.dumps(record, default=_json_default)}
     encoded: dict[str, torch.Tensor] = {}
     if sparse:
@@ -85,13 +87,13 @@ def write_checkpoint(path: str | Path, state: dict[str, torch.Tensor], record: d
 
 
 def write_hf_folder(out: str | Path, model: nn.Module, record: dict[str, Any], source_dir: Path | None, *,
-                    force: bool) -> dict[str, Any]:
+                    force: bool, command: list[str] | None = None) -> dict[str, Any]:
     """Write a Hugging Face folder that plain transformers loads, with the dnnkit record beside it."""
     from dnnkit.models.safetensors_io import save_tensors
 
     out = check_output_path(out, force)
     tensors, aliases = dedupe_shared({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()})
-    record = complete_record({**record, "aliases": aliases} if aliases else record)
+    record = complete_record({**record, "aliases": aliases} if aliases else record, command)
     text = json.dumps(record, default=_json_default)
     with atomic_dir(out) as tmp:
         if source_dir is not None:
@@ -103,7 +105,7 @@ def write_hf_folder(out: str | Path, model: nn.Module, record: dict[str, Any], s
 
 
 def write_timm_folder(out: str | Path, model: nn.Module, record: dict[str, Any], source_dir: Path | None, *,
-                      force: bool) -> dict[str, Any]:
+                      force: bool, command: list[str] | None = None) -> dict[str, Any]:
     """Write a timm folder (`config.json` + `model.safetensors`, as timm's `save_for_hf` does) that
     `timm.create_model("local-dir:DIR", pretrained=True)` loads, with the dnnkit record beside it."""
     from dnnkit.models.safetensors_io import save_tensors
@@ -114,7 +116,7 @@ def write_timm_folder(out: str | Path, model: nn.Module, record: dict[str, Any],
     for alias, kept in aliases.items():  # timm reads plain state dicts: every name gets its own tensor
         tensors[alias] = tensors[kept].clone()
     tensors = {k: tensors[k] for k in state}
-    record = complete_record(record)
+    record = complete_record(record, command)
     text = json.dumps(record, default=_json_default)
     with atomic_dir(out) as tmp:
         if source_dir is not None:
@@ -145,7 +147,8 @@ def _copy_non_weight_files(src: Path, dst: Path) -> None:
 
 def save_model(loaded: LoadedModel, model: nn.Module, out: str | Path, step: dict[str, Any],
                metrics: dict[str, Any] | None = None, *, force: bool = False,
-               sparse: set[str] | None = None, structural: bool = False) -> dict[str, Any]:
+               sparse: set[str] | None = None, structural: bool = False,
+               command: list[str] | None = None) -> dict[str, Any]:
     """Save a transformed model: a `.safetensors` path gets a dnnkit checkpoint; a folder path gets a
     Hugging Face folder (only for HF models whose structure is unchanged)."""
     from dnnkit.errors import InputError
@@ -154,12 +157,12 @@ def save_model(loaded: LoadedModel, model: nn.Module, out: str | Path, step: dic
               "metrics": metrics or {}}
     out = Path(out)
     if out.suffix == ".safetensors":
-        return write_checkpoint(out, model.state_dict(), record, force=force, sparse=sparse)
+        return write_checkpoint(out, model.state_dict(), record, force=force, sparse=sparse, command=command)
     family = folder_output_family(loaded)
     if family == "hf" and not structural and not sparse:
-        return write_hf_folder(out, model, record, loaded.hf_dir, force=force)
+        return write_hf_folder(out, model, record, loaded.hf_dir, force=force, command=command)
     if family == "timm" and not structural and not sparse:
-        return write_timm_folder(out, model, record, loaded.hf_dir, force=force)
+        return write_timm_folder(out, model, record, loaded.hf_dir, force=force, command=command)
     raise InputError(f"output {str(out)!r} must end in .safetensors",
                      hint="a folder output is written only for unchanged Hugging Face or timm architectures")
 

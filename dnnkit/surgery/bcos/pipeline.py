@@ -38,6 +38,12 @@ class BcosifyConfig:
     grids: int = 250
     train_limit: int | None = None
     logit_scale: str | float = "auto"
+    data: str | None = None  # default: the model's own dataset
+    plots: bool = False  # the explanation and comparison PNGs beside the output on save
+
+    def check(self) -> None:
+        """Cheap checks of the options alone (before any loading); InputError on bad input."""
+        check_config(self)
 
 
 @dataclass

@@ -72,6 +72,11 @@ class LowRankConfig:
     seed: int = 0
     batch_size: int = 64
     sweep: bool = False  # metric vs params over a truncation sweep (for the trade-off plot)
+    plots: bool = False  # PNGs beside the output on save (spectra, Maestro ranks, the sweep when measured)
+
+    def check(self) -> None:
+        """Cheap checks of the options alone (before any loading); InputError on bad input."""
+        validate_config(self)
 
 
 @dataclass

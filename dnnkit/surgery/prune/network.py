@@ -15,10 +15,10 @@ from dnnkit.surgery.prune.curves import Curves, reference_outputs
 from dnnkit.surgery.prune.layers import PrunableLayer, network_weight_names, scan_layers, select_layers
 from dnnkit.surgery.prune.lm_head import head_shortcut
 from dnnkit.surgery.prune.rd import RDOutcome, apply_zeros, rd_allocate
-from dnnkit.surgery.prune.run import PruneOptions, layer_rows, sparsity_warnings, step_ratios
+from dnnkit.surgery.prune.run import PruneConfig, layer_rows, sparsity_warnings, step_ratios
 
 
-def network_layers(model: torch.nn.Module, opts: PruneOptions) -> list[PrunableLayer]:
+def network_layers(model: torch.nn.Module, opts: PruneConfig) -> list[PrunableLayer]:
     """The prunable layers of a network after --include/--exclude, with their existing zeros."""
     from dnnkit.models.weights import StateDictWeights
 
@@ -29,7 +29,7 @@ def network_layers(model: torch.nn.Module, opts: PruneOptions) -> list[PrunableL
     return scan_layers(StateDictWeights({n: params[n].detach() for n in names}), names)
 
 
-def check_data(loaded: Any, opts: PruneOptions) -> None:
+def check_data(loaded: Any, opts: PruneConfig) -> None:
     """Cheap data checks before heavy work."""
     if opts.method == "rd" and opts.data is None:
         raise InputError("--method rd needs calibration data: add --data (e.g. digits)")
@@ -47,7 +47,7 @@ def check_data(loaded: Any, opts: PruneOptions) -> None:
                          hint="fine-tuning is supported for image classifiers")
 
 
-def check_budget(layers: list[PrunableLayer], opts: PruneOptions) -> None:
+def check_budget(layers: list[PrunableLayer], opts: PruneConfig) -> None:
     """The ratio must be reachable: above the existing zeros, below the per-layer caps (checked early)."""
     import math
 
@@ -66,13 +66,13 @@ def check_budget(layers: list[PrunableLayer], opts: PruneOptions) -> None:
                              hint="lower --ratio or raise --max-layer-sparsity")
 
 
-def _calibration(loaded: Any, opts: PruneOptions) -> Any:
+def _calibration(loaded: Any, opts: PruneConfig) -> Any:
     from dnnkit.evaluate import load_inputs
 
     return load_inputs(loaded, opts.data, "train", opts.calib, opts.seed, opts.seq_len)
 
 
-def held_out_metrics(loaded: Any, model: torch.nn.Module, opts: PruneOptions, test: Any,
+def held_out_metrics(loaded: Any, model: torch.nn.Module, opts: PruneConfig, test: Any,
                      reference: torch.Tensor | None) -> tuple[dict[str, Any], torch.Tensor]:
     """Accuracy (classifier), perplexity (causal LM), cosine (encoder) and output MSE vs the dense model."""
     from dnnkit.evaluate import perplexity
@@ -92,7 +92,7 @@ def held_out_metrics(loaded: Any, model: torch.nn.Module, opts: PruneOptions, te
     return out, y
 
 
-def finetune(model: torch.nn.Module, masks: dict[str, torch.Tensor], train: Any, opts: PruneOptions,
+def finetune(model: torch.nn.Module, masks: dict[str, torch.Tensor], train: Any, opts: PruneConfig,
              progress: ProgressReporter) -> float:
     """E epochs of task-loss training with the masks held; returns seconds."""
     from dnnkit.train import TrainConfig, fit
@@ -102,7 +102,7 @@ def finetune(model: torch.nn.Module, masks: dict[str, torch.Tensor], train: Any,
     return hist.seconds
 
 
-def prune_network(loaded: Any, layers: list[PrunableLayer], opts: PruneOptions,
+def prune_network(loaded: Any, layers: list[PrunableLayer], opts: PruneConfig,
                   progress: ProgressReporter | None = None, curves_cache: dict[str, Curves] | None = None,
                   ) -> dict[str, Any]:
     """Prune `loaded.model` in place. Returns the report (layers, metrics, additivity, timing)."""

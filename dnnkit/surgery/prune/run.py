@@ -18,7 +18,7 @@ WARN_SPARSITY = 0.995
 
 
 @dataclass
-class PruneOptions:
+class PruneConfig:
     """Every knob of one pruning run (CLI flags map one to one)."""
 
     ratio: float
@@ -45,6 +45,10 @@ class PruneOptions:
     def rd_cap(self) -> float:
         return 0.99 if self.cap is None else self.cap
 
+    def check(self) -> None:
+        """Cheap checks of the options alone (before any loading); InputError on bad input."""
+        validate_options(self)
+
     def needs_network(self) -> bool:
         return self.method == "rd" or self.steps > 1 or self.finetune_epochs > 0
 
@@ -57,7 +61,7 @@ class PruneOptions:
                 "cap": self.rd_cap if self.method == "rd" else self.cap, "finetune_epochs": self.finetune_epochs}
 
 
-def validate_options(opts: PruneOptions) -> None:
+def validate_options(opts: PruneConfig) -> None:
     """Cheap checks of the options alone (before any loading)."""
     if not (isinstance(opts.ratio, float | int) and math.isfinite(opts.ratio) and 0 <= opts.ratio < 1):
         raise InputError(f"--ratio must be in [0, 1), got {opts.ratio}")
@@ -104,7 +108,7 @@ def sparsity_warnings(rows: list[dict[str, Any]]) -> list[str]:
             for r in rows if r["sparsity"] >= WARN_SPARSITY]
 
 
-def prune_weights(source: Any, layers: list[PrunableLayer], opts: PruneOptions,
+def prune_weights(source: Any, layers: list[PrunableLayer], opts: PruneConfig,
                   progress: ProgressReporter | None = None) -> tuple[list[int], dict[str, Any]]:
     """Data-free allocation over a WeightSource (tensor by tensor); returns zeros and a report."""
     progress = or_null(progress)
@@ -115,7 +119,7 @@ def prune_weights(source: Any, layers: list[PrunableLayer], opts: PruneOptions,
     return zeros, {"allocation_s": time.perf_counter() - t0}
 
 
-def summary(layers: list[PrunableLayer], zeros: list[int], opts: PruneOptions) -> dict[str, Any]:
+def summary(layers: list[PrunableLayer], zeros: list[int], opts: PruneConfig) -> dict[str, Any]:
     """The common report fields."""
     total = sum(layer.n for layer in layers)
     pruned = sum(zeros)

@@ -28,7 +28,7 @@ SLOW_ELEMENTS = 1 << 28
 
 
 @dataclass
-class SwapOptions:
+class SwapConfig:
     """Everything `swap_projection` needs besides the model and data (CLI defaults in the spec, 2.9)."""
 
     kind: str = "tversky"
@@ -57,6 +57,8 @@ class SwapOptions:
     limit: int | None = None  # training samples / token blocks (None: the whole train split)
     eval_limit: int | None = None
     seq_len: int = 128
+    data: str | None = None  # default: the model's own dataset
+    plots: bool = False  # PNGs of the first Tversky layer beside the output on save
 
     def check(self) -> None:
         """Option checks that need no model (exit 2)."""
@@ -211,7 +213,7 @@ def _run_forward(runner: _Runner, x: torch.Tensor, batch: int) -> Any:
 # ------------------------------------------------------------------------------------------------ the swap
 
 
-def swap_projection(loaded: LoadedModel, data: str, opts: SwapOptions, progress: ProgressReporter | None = None,
+def swap_projection(loaded: LoadedModel, data: str, opts: SwapConfig, progress: ProgressReporter | None = None,
                     dry_run: bool = False) -> SwapResult:
     """Swap, train and measure; returns the modified model, its recipe step and the report."""
     progress = or_null(progress)
@@ -283,7 +285,7 @@ def swap_projection(loaded: LoadedModel, data: str, opts: SwapOptions, progress:
     return SwapResult(model, step, report, new, test)
 
 
-def _can_cache(opts: SwapOptions, loaded: LoadedModel, names: list[str], modules: dict[str, nn.Module],
+def _can_cache(opts: SwapConfig, loaded: LoadedModel, names: list[str], modules: dict[str, nn.Module],
                runner: _Runner, x: torch.Tensor) -> bool:
     """A frozen final classifier layer whose output is the model output trains on cached inputs."""
     if not (opts.freeze_rest and len(names) == 1 and loaded.info.task == "classifier"):
@@ -300,7 +302,7 @@ def _can_cache(opts: SwapOptions, loaded: LoadedModel, names: list[str], modules
     return "out" in captured and captured["out"].shape == out.shape and torch.allclose(captured["out"], out)
 
 
-def _budget(opts: SwapOptions, cached: bool, n: int) -> dict[str, Any]:
+def _budget(opts: SwapConfig, cached: bool, n: int) -> dict[str, Any]:
     if cached:
         batch = opts.batch_size or min(4096, n)
         per_epoch = max(1, math.ceil(n / batch))
@@ -362,7 +364,7 @@ class _Every:
 
 
 def _train_cached(runner: _Runner, name: str, layer: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                  budget: dict[str, Any], opts: SwapOptions, progress: ProgressReporter) -> Any:
+                  budget: dict[str, Any], opts: SwapConfig, progress: ProgressReporter) -> Any:
     feats = _capture_inputs(runner.model, [name], _run_forward(runner, x, 512))[name].to(layer.in_mean.device)
     cfg = TrainConfig(epochs=budget["epochs"], lr=budget["lr"], batch_size=budget["batch_size"], seed=opts.seed)
     every = max(1, budget["epochs"] // 10)
@@ -370,7 +372,7 @@ def _train_cached(runner: _Runner, name: str, layer: nn.Module, x: torch.Tensor,
                description=f"swap-projection {opts.kind} (cached inputs)")
 
 
-def _warn_slow(opts: SwapOptions, new: dict[str, nn.Module], budget: dict[str, Any],
+def _warn_slow(opts: SwapConfig, new: dict[str, nn.Module], budget: dict[str, Any],
                progress: ProgressReporter) -> None:
     from dnnkit.kernels.tversky_similarity import kernel_backend
 
@@ -391,7 +393,7 @@ def _naive_bytes(rows: int, p: int, k: int) -> int:
     return rows * p * k * 4
 
 
-def _dry_report(opts: SwapOptions, plan: dict[str, dict[str, Any]], modules: dict[str, nn.Module],
+def _dry_report(opts: SwapConfig, plan: dict[str, dict[str, Any]], modules: dict[str, nn.Module],
                 params_before: int, budget: dict[str, Any], cached: bool, before: dict[str, float] | None,
                 x_train: torch.Tensor) -> dict[str, Any]:
     from dnnkit.kernels.tversky_similarity import CHUNK_ELEMENTS
@@ -426,7 +428,7 @@ def _dry_report(opts: SwapOptions, plan: dict[str, dict[str, Any]], modules: dic
             "settings": _settings(opts)}
 
 
-def _report(opts: SwapOptions, plan: dict[str, dict[str, Any]], new: dict[str, nn.Module],
+def _report(opts: SwapConfig, plan: dict[str, dict[str, Any]], new: dict[str, nn.Module],
             old_modules: dict[str, nn.Module], model: nn.Module, runner: _Runner, test: Inputs, task: str,
             params_before: int, before: dict[str, float] | None, after: dict[str, float], losses: list[float],
             seconds: float, budget: dict[str, Any], cached: bool, progress: ProgressReporter) -> dict[str, Any]:
@@ -464,7 +466,7 @@ def _report(opts: SwapOptions, plan: dict[str, dict[str, Any]], new: dict[str, n
             "kernel": kernel, "settings": _settings(opts)}
 
 
-def _settings(opts: SwapOptions) -> dict[str, Any]:
+def _settings(opts: SwapConfig) -> dict[str, Any]:
     keys = ("similarity", "intersection", "difference", "reduction", "init", "standardize", "features",
             "share_features", "tie_prototypes", "alpha", "beta", "theta") if opts.kind == "tversky" else \
         ("standardize",)
