@@ -166,3 +166,35 @@ def save_result(result: Result, output: str, *, force: bool = False, argv: list[
     for artifact in result.artifacts:
         result.report.setdefault("artifacts", {}).update(artifact.write(output))
     return record
+
+
+def run_probe(probe: Any, model: Any, cfg: Any, *, load: LoadOptions | None = None, output: str | None = None,
+              force: bool = False, dry_run: bool = False, progress: ProgressReporter | None = None,
+              warn: Any = None, argv: list[str] | None = None) -> Any:
+    """Run one probe end to end: check -> outputs checked -> load (when it reads a model) -> apply -> write."""
+    from dnnkit.models.atomic import check_output_path
+
+    load = load or LoadOptions()
+    progress = or_null(progress)
+    warn = warn or (lambda message: None)
+    cfg.check()
+    if getattr(cfg, "data", None) is not None:
+        from dnnkit.data.registry import check_data_spec
+
+        check_data_spec(cfg.data)
+    if output is not None and not dry_run:
+        check_output_path(output, force, inputs=model_inputs(model))
+        for path in probe.output_paths(cfg, output):
+            check_output_path(path, force)
+    loaded = load_for(model, load, progress) if model is not None and probe.needs_model else None
+    ctx = Context(progress=progress, warn=warn, dry_run=dry_run, output=None if dry_run else output, argv=argv)
+    result = probe.apply(loaded, cfg, ctx)
+    for message in result.report.get("warnings", []):
+        warn(message)
+    result.report.setdefault("output", None)
+    if output is not None and not dry_run:
+        if result.writer is not None:
+            result.writer(output)
+        result.report["output"] = output
+    result.report["dry_run"] = dry_run
+    return result

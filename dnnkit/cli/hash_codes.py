@@ -61,126 +61,20 @@ def hash_codes_command(
 ) -> None:
     """Binary activation codes of a dataset: redundancy ratio and k-NN / LR / K-Means on codes vs raw inputs."""
     from dnnkit.errors import InputError
+    from dnnkit.probes.hashcodes.probe import HASH_CODES, HashCodesConfig
 
-    out, output, dry_run = shared.out, shared.output, shared.dry_run
-    if code not in ("binary", "pooled"):
-        raise InputError(f"--code must be binary or pooled, got {code!r}")
-    if kmeans_map not in ("hungarian", "greedy"):
-        raise InputError(f"--kmeans-map must be hungarian or greedy, got {kmeans_map!r}")
-    if sweep is not None and sweep not in ("width", "epochs", "samples"):
-        raise InputError(f"--sweep must be width, epochs or samples, got {sweep!r}")
-    if sweep is not None and model is not None:
-        raise InputError("--sweep trains its own MLP family: give no MODEL with --sweep")
-    if sweep is None and model is None:
-        raise InputError("give a MODEL, or --sweep width|epochs|samples")
-    width_list = _ints(widths, "--widths")
-    if sweep is not None and min(width_list) < depth:
-        raise InputError(f"--widths entries must be at least --depth {depth} (one unit per hidden layer)")
-    snap_list = _ints(snapshots, "--snapshots")
+    if codes_out is not None and shared.output is None:
+        raise InputError("--codes-out needs -o DIR (the codes go into the report folder)")
     sample_list = tuple(None if s.strip() == "all" else _ints(s, "--samples")[0] for s in samples.split(",")
                         if s.strip())
-    if codes_out is not None and (output is None or code != "binary"):
-        raise InputError("--codes-out needs -o DIR and --code binary")
-    if codes_out is not None and not codes_out.endswith(".npz"):
-        raise InputError(f"--codes-out {codes_out!r} must end in .npz")
-    if data is not None:
-        from dnnkit.data.registry import check_data_spec
-
-        check_data_spec(data)
-    if sweep is not None and data is None:
-        data = "digits"
-    dest = None
-    if output is not None and not dry_run:
-        dest = shared.check_output(output, model)
-    from dnnkit.probes.hashcodes.report import HashOptions
-
-    opts = HashOptions(mode=code, max_train=max_train, knn_k=knn_k, kmeans_init=kmeans_init, kmeans_seed=kmeans_seed,
-                       kmeans_map=kmeans_map, raw=not no_raw, seed=seed, batch_size=max(batch_size, 256))
-    if sweep is not None:
-        report, res = _sweep(data, sweep, depth, width_list, epochs, snap_list, sample_list, seeds, lr, opts,
-                             batch_size, out), None
-    else:
-        report, res = _single(model, data, layers, max_bits, opts, shared)
-    for n in report.get("notes", []):
-        out.warn(n)
-    if dest is not None:
-        _write(dest, report, res, codes_out)
-        report["output"] = str(dest)
-    report["dry_run"] = dry_run
-    out.result(report, lambda console: _render(console, report))
-
-
-def _single(model_ref: str, data: str | None, layers: list[str] | None, max_bits: int, opts: Any,
-            shared: Shared) -> tuple[dict[str, Any], Any]:
-    import torch
-
-    from dnnkit.errors import InputError
-    from dnnkit.probes.gating.inputs import check_accepts, load_split
-    from dnnkit.probes.gating.units import find_gates
-    from dnnkit.probes.hashcodes.codes import check_max_bits, code_length
-    from dnnkit.probes.hashcodes.report import analyse
-
-    out, device = shared.out, shared.device
-    loaded = shared.load(model_ref)
-    net = loaded.require_network("hash-codes").eval().float()
-    data = data or loaded.info.default_data
-    if data is None:
-        raise InputError(f"{model_ref}: no default dataset", hint="pass --data")
-    gates = find_gates(net, layers)
-    xte, yte, _ = load_split(data, "test")
-    xte = xte.to(device)
-    check_accepts(net, xte, f"--data {data}", loaded.info.input_shape)
-    check_max_bits(code_length(net, xte, gates, "binary"), max_bits)
-    xtr, ytr, _ = load_split(data, "train")
-    xtr = xtr.to(device)
-    with torch.no_grad():
-        res = analyse(net, xtr, ytr, xte, yte, gates, opts, progress=out.progress())
-    report = {"model": model_ref, "data": data, **res.report}
-    return report, res
-
-
-def _sweep(data: str, kind: str, depth: int, widths: tuple[int, ...], epochs: int, snapshots: tuple[int, ...],
-           samples: tuple[int | None, ...], seeds: int, lr: float, opts: Any, batch_size: int,
-           out: Any) -> dict[str, Any]:
-    from dnnkit.probes.gating.inputs import load_split
-    from dnnkit.probes.hashcodes.sweep import SweepConfig, run_sweep
-
-    xtr, ytr, _ = load_split(data, "train")
-    xte, yte, _ = load_split(data, "test")
-    if kind == "epochs":
-        epochs = max(snapshots)
-    cfg = SweepConfig(kind=kind, depth=depth, widths=widths, epochs=epochs, snapshots=snapshots, samples=samples,
-                      seeds=seeds, lr=lr, batch_size=batch_size)
-    sw = run_sweep(xtr, ytr, xte, yte, cfg, opts, progress=out.progress())
-    return {"model": None, "data": data, "sweep": sw, "notes": sw["notes"]}
-
-
-def _write(dest: Any, report: dict[str, Any], res: Any, codes_out: str | None) -> None:
-    import numpy as np
-
-    from dnnkit.cli.output import to_json
-    from dnnkit.models.atomic import atomic_dir
-    from dnnkit.probes.hashcodes import plots
-
-    with atomic_dir(dest) as tmp:
-        pngs = []
-        if "sweep" in report:
-            name = f"sweep_{report['sweep']['kind']}.png"
-            plots.sweep_png(report["sweep"], tmp / name, f"{report['data']}: MLP depth {report['sweep']['depth']}, "
-                                                         f"sweep over {report['sweep']['kind']}")
-            pngs.append(name)
-        elif res is not None and res.bits_per_call:
-            plots.bits_per_layer_png(res.bits_per_call, tmp / "bits_per_layer.png",
-                                     f"{report['model']} on {report['data']}: bits per gate call")
-            pngs.append("bits_per_layer.png")
-        if codes_out is not None and res is not None and res.train_codes is not None:
-            off = res.layer_offsets
-            np.savez(tmp / codes_out, train=res.train_codes, test=res.test_codes, kept_mask=res.keep,
-                     layer_names=np.array(off["names"]), layer_offsets=np.array(off["offsets"]),
-                     layer_units=np.array(off["units"]), bits_kept=np.array(int(res.keep.sum())))
-            report["codes_file"] = codes_out
-        report["pngs"] = pngs
-        (tmp / "report.json").write_text(to_json(report) + "\n", encoding="utf-8")
+    cfg = HashCodesConfig(data=data, layers=layers, code=code, max_train=max_train, knn_k=knn_k,
+                          kmeans_init=kmeans_init, kmeans_seed=kmeans_seed, kmeans_map=kmeans_map, raw=not no_raw,
+                          max_bits=max_bits, codes_out=codes_out, sweep=sweep, depth=depth,
+                          widths=_ints(widths, "--widths"), epochs=epochs, snapshots=_ints(snapshots, "--snapshots"),
+                          samples=sample_list, seeds=seeds, lr=lr, seed=seed, batch_size=batch_size,
+                          device=shared.device)
+    report = shared.run_probe(HASH_CODES, model, cfg).report
+    shared.out.result(report, lambda console: _render(console, report))
 
 
 def _fmt(v: Any) -> str:

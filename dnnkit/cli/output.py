@@ -4,32 +4,14 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 from collections.abc import Callable
 from typing import Any
 
+from dnnkit.jsonsafe import clean as _clean
+from dnnkit.jsonsafe import to_json
+
 _CURRENT: Output | None = None
-
-
-def _clean(obj: Any) -> Any:
-    """JSON-safe copy: NaN/Inf become null, tuples/sets lists, tensors and paths plain values."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, set)):
-        return [_clean(v) for v in obj]
-    if hasattr(obj, "tolist"):
-        return _clean(obj.tolist())
-    if obj is None or isinstance(obj, (str, int, bool)):
-        return obj
-    return str(obj)
-
-
-def to_json(data: dict[str, Any]) -> str:
-    """One line of strict JSON."""
-    return json.dumps(_clean(data), allow_nan=False, separators=(",", ":"))
 
 
 class Output:

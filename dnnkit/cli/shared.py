@@ -107,6 +107,14 @@ class Shared:
                            dry_run=self.dry_run, require=self.require, progress=self.progress(), warn=self.out.warn,
                            argv=command_line())
 
+    def run_probe(self, probe: Any, model: str | None, cfg: Any) -> Any:
+        """Run a probe through the one runner with this command's shared options; returns its ProbeResult."""
+        from dnnkit.cli.common import command_line
+        from dnnkit.runner import run_probe
+
+        return run_probe(probe, model, cfg, load=self.load_options(), output=self.output, force=self.force,
+                         dry_run=self.dry_run, progress=self.progress(), warn=self.out.warn, argv=command_line())
+
     def output_or_error(self, what: str) -> str | None:
         """The -o path, or the one missing-output error (None on --dry-run without -o)."""
         from dnnkit.errors import InputError
