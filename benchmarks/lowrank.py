@@ -27,7 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dnnkit.data import load_data, subset_indices  # noqa: E402
-from dnnkit.evaluate import Inputs  # noqa: E402
+from dnnkit.metrics import Inputs  # noqa: E402
 from dnnkit.models.registry import load_model  # noqa: E402
 from dnnkit.progress import NullProgress  # noqa: E402
 from dnnkit.surgery.lowrank.api import (  # noqa: E402

@@ -35,7 +35,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dnnkit.evaluate import load_inputs  # noqa: E402
+from dnnkit.metrics import load_inputs  # noqa: E402
 from dnnkit.models.registry import load_model  # noqa: E402
 from dnnkit.surgery.prune.allocate import allocate  # noqa: E402
 from dnnkit.surgery.prune.curves import (  # noqa: E402

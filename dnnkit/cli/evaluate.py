@@ -33,7 +33,7 @@ def eval_command(
         raise InputError(f"--split must be train or test, got {split!r}")
     if data is not None:
         check_data_spec(data)
-    from dnnkit.evaluate import check_task_data, evaluate
+    from dnnkit.metrics import check_task_data, evaluate
     loaded = shared.load(model)
     loaded.require_network("eval")
     data = data or loaded.info.default_data

@@ -35,7 +35,7 @@ def build_command(
 
     out = shared.out
     wanted = [zoo_entry(n.removeprefix("zoo:")) for n in names] if names else list(ZOO.values())
-    from dnnkit.evaluate import evaluate
+    from dnnkit.metrics import evaluate
     from dnnkit.models.registry import load_model
 
     results = []

@@ -82,6 +82,10 @@ def check_data_spec(spec: str) -> DataSpec:
     if spec in ("wiki", "text:wiki", "builtin"):
         text.builtin_corpus_path()
         return DataSpec("wiki", None, spec)
+    if spec.startswith("memory:"):
+        from dnnkit.data.memory import memory_kind
+
+        return DataSpec(memory_kind(spec), None, spec)
     kind, sep, rest = spec.partition(":")
     if sep and kind in ("imagefolder", "npz", "text", "jsonl"):
         path = Path(rest)
@@ -102,6 +106,10 @@ def load_data(spec: str, split: str = "train") -> ImageData | TextData | QAData:
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}")
     parsed = check_data_spec(spec)
+    if parsed.kind.startswith("memory-"):
+        from dnnkit.data.memory import load_memory
+
+        return load_memory(spec, split)
     if parsed.kind == "digits":
         return images.load_digits_split(split)
     if parsed.kind == "fashion-mnist":

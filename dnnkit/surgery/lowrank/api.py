@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from dnnkit.errors import InputError
-from dnnkit.evaluate import Inputs, check_task_data, load_inputs
+from dnnkit.metrics import Inputs, check_task_data, load_inputs
 from dnnkit.models.registry import LoadedModel
 from dnnkit.nn.lowrank import dense_matrix, layer_kind, make_lowrank, set_factors, set_module
 from dnnkit.progress import ProgressReporter, or_null

@@ -18,7 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dnnkit.errors import InputError
-from dnnkit.evaluate import Inputs, forward_output
+from dnnkit.metrics import Inputs, forward_output
 from dnnkit.nn.lowrank import out_features
 from dnnkit.progress import ProgressReporter, or_null
 

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from dnnkit.evaluate import Inputs, outputs, perplexity
+from dnnkit.metrics import Inputs, outputs, perplexity
 
 
 @dataclass

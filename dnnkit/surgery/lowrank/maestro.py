@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from dnnkit.errors import RuntimeFailure
-from dnnkit.evaluate import Inputs
+from dnnkit.metrics import Inputs
 from dnnkit.nn.lowrank import dense_matrix, make_lowrank, set_dense_matrix, set_factors, set_module
 from dnnkit.progress import ProgressReporter
 from dnnkit.surgery.lowrank.decompose import decompose
@@ -267,7 +267,7 @@ def run_maestro(dense: nn.Module, task: str, candidates: list[Candidate], train:
 def check_init(model: nn.Module, dense: nn.Module, ref: Reference) -> None:
     """The full-rank split must reproduce the dense outputs (1e-4 relative)."""
     part = ref.inputs.slice(0, 16)
-    from dnnkit.evaluate import outputs
+    from dnnkit.metrics import outputs
 
     a = outputs(model, ref.task, part, 16).double()
     b = outputs(dense, ref.task, part, 16).double()

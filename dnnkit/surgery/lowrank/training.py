@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from dnnkit.evaluate import Inputs, forward_output, outputs
+from dnnkit.metrics import Inputs, forward_output, outputs
 from dnnkit.progress import ProgressReporter
 from dnnkit.train import TrainConfig, TrainHistory, fit
 

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from dnnkit.evaluate import Inputs
+from dnnkit.metrics import Inputs
 from dnnkit.surgery.prune.lm_head import HeadShortcut
 from dnnkit.surgery.prune.masks import magnitude_ranks
 

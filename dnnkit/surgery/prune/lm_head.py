@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from dnnkit.evaluate import Inputs
+from dnnkit.metrics import Inputs
 
 
 @dataclass

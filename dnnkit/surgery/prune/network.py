@@ -38,7 +38,7 @@ def check_data(loaded: Any, opts: PruneConfig) -> None:
     if opts.data is None:
         return
     from dnnkit.data.registry import check_data_spec
-    from dnnkit.evaluate import check_task_data
+    from dnnkit.metrics import check_task_data
 
     check_data_spec(opts.data)
     check_task_data(loaded, opts.data)
@@ -67,7 +67,7 @@ def check_budget(layers: list[PrunableLayer], opts: PruneConfig) -> None:
 
 
 def _calibration(loaded: Any, opts: PruneConfig) -> Any:
-    from dnnkit.evaluate import load_inputs
+    from dnnkit.metrics import load_inputs
 
     return load_inputs(loaded, opts.data, "train", opts.calib, opts.seed, opts.seq_len)
 
@@ -75,7 +75,7 @@ def _calibration(loaded: Any, opts: PruneConfig) -> Any:
 def held_out_metrics(loaded: Any, model: torch.nn.Module, opts: PruneConfig, test: Any,
                      reference: torch.Tensor | None) -> tuple[dict[str, Any], torch.Tensor]:
     """Accuracy (classifier), perplexity (causal LM), cosine (encoder) and output MSE vs the dense model."""
-    from dnnkit.evaluate import perplexity
+    from dnnkit.metrics import perplexity
 
     task = loaded.info.task
     batch = opts.batch_size if test.kind == "images" else min(opts.batch_size, 8)
@@ -107,7 +107,7 @@ def prune_network(loaded: Any, layers: list[PrunableLayer], opts: PruneConfig,
                   ) -> dict[str, Any]:
     """Prune `loaded.model` in place. Returns the report (layers, metrics, additivity, timing)."""
     from dnnkit.data import ImageData, load_data
-    from dnnkit.evaluate import load_inputs
+    from dnnkit.metrics import load_inputs
 
     progress = or_null(progress)
     model = loaded.model

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from dnnkit.errors import InputError
-from dnnkit.evaluate import Inputs, load_inputs, outputs, perplexity
+from dnnkit.metrics import Inputs, load_inputs, outputs, perplexity
 from dnnkit.models.registry import LoadedModel
 from dnnkit.nn.tversky import StandardizedLinear, TverskyProjection
 from dnnkit.progress import ProgressReporter, or_null
@@ -226,7 +226,7 @@ def swap_projection(loaded: LoadedModel, data: str, opts: SwapConfig, progress: 
     plan = plan_layers(model, names, kind=opts.kind, features=opts.features, prototypes=opts.prototypes,
                        num_classes=opts.num_classes, share_features=opts.share_features, tie=opts.tie_prototypes,
                        task=task)
-    from dnnkit.evaluate import check_task_data
+    from dnnkit.metrics import check_task_data
 
     check_task_data(loaded, data)
     train = _subset(load_inputs(loaded, data, "train", None, opts.seed, opts.seq_len), opts.limit, opts.seed)

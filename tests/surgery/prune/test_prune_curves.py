@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from dnnkit.evaluate import Inputs
+from dnnkit.metrics import Inputs
 from dnnkit.surgery.prune.curves import (
     DistortionMeter,
     forward_y,

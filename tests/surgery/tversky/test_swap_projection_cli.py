@@ -42,7 +42,7 @@ def test_tversky_head_on_zoo_cnn_reloads_by_replay(digits_cnn_ref: str, tmp_path
     assert 0 < lay["active_feature_share"] <= 1 and lay["timing_ms"]["linear"] > 0
     assert len(r["loss_curve"]) == 20 and r["loss_curve"][-1] < r["loss_curve"][0]
     assert all(Path(p).is_file() for p in r["plots"]) and len(r["plots"]) == 2
-    from dnnkit.evaluate import load_inputs
+    from dnnkit.metrics import load_inputs
     from dnnkit.models.registry import load_model
 
     loaded = load_model(str(out))

@@ -48,7 +48,7 @@ def check_task_data(loaded: LoadedModel, data_spec: str) -> None:
     from dnnkit.data.registry import check_data_spec
 
     kind = check_data_spec(data_spec).kind
-    text_kinds = ("wiki", "text")
+    text_kinds = ("wiki", "text", "memory-tokens")
     if loaded.info.task == "classifier" and kind in text_kinds + ("jsonl",):
         raise InputError(f"--data {data_spec} is text, but {loaded.ref.raw} is an image classifier")
     if loaded.info.task in ("causal-lm", "encoder") and kind not in text_kinds:
@@ -94,6 +94,11 @@ def load_inputs(loaded: LoadedModel, data_spec: str, split: str, n: int | None =
         if n is not None:
             data = data.take(subset_indices(len(data), n, seed))
         return Inputs("images", data.x, data.y)
+    from dnnkit.data.memory import TokenData
+
+    if isinstance(data, TokenData):
+        ids = data.ids if n is None else data.ids[subset_indices(len(data), min(n, len(data)), seed)]
+        return Inputs("tokens", ids, None, torch.ones_like(ids))
     if isinstance(data, TextData):
         tok = loaded.tokenizer()
         if loaded.info.task == "encoder":
