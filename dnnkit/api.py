@@ -49,7 +49,7 @@ def _surgery(name: str, cls: type, model: Any, data: Any, options: dict[str, Any
 
     cfg = _config(cls, options, name.replace("-", "_"))
     return run_surgery(name, model, cfg, data=as_data_spec(data), load=_load_options(arch, weights, device, dtype),
-                       output=output, force=force, require=require, progress=progress)
+                       output=output, force=force, require=require, progress=progress, stream=output is not None)
 
 
 def load(model: str, *, arch: Any = None, weights: str | None = None, device: str = "cpu",

@@ -87,8 +87,12 @@ def gate(result: Result, requirements: list[Any], warn: Any, what: str) -> None:
 def run_surgery(surgery: Surgery | str, model: str | nn.Module | LoadedModel, cfg: Any, *, data: str | None = None,
                 load: LoadOptions | None = None, output: str | None = None, force: bool = False,
                 dry_run: bool = False, require: list[str] | None = None, progress: ProgressReporter | None = None,
-                warn: Any = None, argv: list[str] | None = None) -> Result:
-    """Run one surgery end to end; returns its Result (`report` is the command's `--json` object)."""
+                warn: Any = None, argv: list[str] | None = None, stream: bool = True) -> Result:
+    """Run one surgery end to end; returns its Result (`report` is the command's `--json` object).
+
+    `stream=False` never takes the weight-only path, so the Result holds the new module (the Python API
+    without `output=`); a bare file without an architecture then needs `arch=`.
+    """
     from dnnkit.gate import parse_requirements
     from dnnkit.models.reference import ModelRef, parse_reference
     from dnnkit.surgery.registry import get_surgery
@@ -115,7 +119,7 @@ def run_surgery(surgery: Surgery | str, model: str | nn.Module | LoadedModel, cf
     surgery.precheck(ref, cfg, arch, None if dry_run else output)
     check_outputs(surgery, cfg, model, output, force, dry_run)
     ctx = Context(progress=progress, warn=warn, dry_run=dry_run, output=None if dry_run else output, argv=argv)
-    if ref is not None and load.arch is None and load.weights is None:
+    if stream and ref is not None and load.arch is None and load.weights is None:
         from dnnkit.models.registry import resolve
 
         ref = resolve(ref, progress)
