@@ -186,12 +186,22 @@ def run_probe(probe: Any, model: Any, cfg: Any, *, load: LoadOptions | None = No
         from dnnkit.data.registry import check_data_spec
 
         check_data_spec(cfg.data)
+    inputs = (*model_inputs(model), *(p for extra in probe.input_paths(cfg) for p in model_inputs(extra)))
     if output is not None and not dry_run:
-        check_output_path(output, force, inputs=model_inputs(model))
+        check_output_path(output, force, inputs=inputs)
         for path in probe.output_paths(cfg, output):
-            check_output_path(path, force)
-    loaded = load_for(model, load, progress) if model is not None and probe.needs_model else None
-    ctx = Context(progress=progress, warn=warn, dry_run=dry_run, output=None if dry_run else output, argv=argv)
+            check_output_path(path, force, inputs=inputs)
+    if not dry_run:
+        for path in probe.side_outputs(cfg):
+            check_output_path(path, force, inputs=inputs)
+    loaded, load_s = None, None
+    if model is not None and probe.needs_model:
+        probe.precheck(model, cfg)
+        started = time.perf_counter()
+        loaded = load_for(model, load, progress)
+        load_s = time.perf_counter() - started
+    ctx = Context(progress=progress, warn=warn, dry_run=dry_run, output=None if dry_run else output, argv=argv,
+                  force=force, load_s=load_s)
     result = probe.apply(loaded, cfg, ctx)
     for message in result.report.get("warnings", []):
         warn(message)

@@ -13,7 +13,6 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from dnnkit.cli.common import command_line
 from dnnkit.cli.options import DeviceOpt, ModelArg, SeedOpt
 from dnnkit.cli.shared import LOAD, WRITE, Shared, shared_options
 
@@ -37,17 +36,6 @@ class InvertGroup(TyperGroup):
 
 app = typer.Typer(cls=InvertGroup, no_args_is_help=False, add_completion=False, rich_markup_mode=None,
                   help="Model-inversion audit (GMI): train-prior, then attack MODEL (`dnnkit invert MODEL` works too).")
-
-
-def _check_device(device: str) -> None:
-    import torch
-
-    from dnnkit.errors import InputError
-
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"--device {device}: no CUDA device is available")
-    if not (device == "cpu" or device.startswith("cuda")):
-        raise InputError(f"--device {device!r}: use cpu or cuda[:N]")
 
 
 @app.command("train-prior")
@@ -76,91 +64,19 @@ def train_prior_command(
     shared: Shared,
 ) -> None:
     """Train the GMI prior (WGAN-GP generator and critic) on the public images of a split."""
+    from dnnkit.probes.inversion.probe import TRAIN_PRIOR, TrainPriorConfig, prior_pngs
 
-    from dnnkit.data.registry import check_data_spec
-    from dnnkit.errors import InputError
-    from dnnkit.probes.inversion.splits import parse_split
-
-    out, output, dry_run = shared.out, shared.output, shared.dry_run
-    spec = parse_split(split)
-    if lr <= 0:
-        raise InputError("--lr must be > 0")
-    if prior_arch not in ("auto", "mlp", "dcgan"):
-        raise InputError(f"--prior-arch {prior_arch!r}: use auto, mlp or dcgan")
-    if z_dim != "auto" and not (z_dim.isdigit() and int(z_dim) > 0):
-        raise InputError(f"--z-dim {z_dim!r}: use auto or a positive integer")
     shared.output_or_error("name the prior file (PRIOR.safetensors)")
-    if output is not None and not output.endswith(".safetensors"):
-        raise InputError(f"output {output!r} must end in .safetensors")
-    if output is not None and not dry_run:
-        shared.check_output(output)
-        shared.check_output(_samples_path(output), replace=True)
-        shared.check_output(_samples_path(output, "progress"), replace=True)
-    check_data_spec(data)
-    _check_device(device)
-    import torch
-
-    from dnnkit.probes.inversion.nets import default_z_dim
-    from dnnkit.probes.inversion.prior import PriorConfig, save_prior
-    from dnnkit.probes.inversion.run import load_split_data, train_prior_on
-
-    arch = prior_arch if prior_arch != "auto" else ("dcgan" if device.startswith("cuda") else "mlp")
-    split_data = load_split_data(data, spec, seed)
-    shape = tuple(int(s) for s in split_data.train.x.shape[1:])
-    if arch == "dcgan" and (shape[1] > 32 or shape[2] > 32):
-        raise InputError(f"--prior-arch dcgan draws 32x32 images; the data is {shape[1]}x{shape[2]}")
-    cfg = PriorConfig(arch=arch, z_dim=default_z_dim(arch, shape) if z_dim == "auto" else int(z_dim), steps=steps,
-                      n_critic=n_critic, gp_weight=gp_weight, lr=lr, batch_size=batch_size, seed=seed, width=width)
-    out.info(f"invert: training a {arch} prior (z {cfg.z_dim}) on {len(split_data.split.public)} public images of "
-             f"{split_data.name} ({spec}), {steps} critic steps")
-    prior, meta = train_prior_on(split_data, cfg, device=device, progress=out.progress())
-    samples_png = progress_png = None
-    snapshots = meta.pop("snapshots")
-    if output is not None and not dry_run:
-        from dnnkit.models.atomic import atomic_file
-        from dnnkit.probes.inversion.grids import save_grid, square_grid
-        from dnnkit.probes.inversion.run import progress_rows
-
-        samples_png, progress_png = _samples_path(output), _samples_path(output, "progress")
-        with atomic_file(samples_png) as tmp:
-            square_grid(tmp, prior.sample(64, seed=seed), title=f"prior samples G(z), {arch}, {steps} critic steps")
-        with atomic_file(progress_png) as tmp:
-            save_grid(tmp, progress_rows(snapshots), title="the same 8 latents during training")
-        save_prior(output, prior, {**meta, "command": command_line()}, force=shared.force)
-    result = {"dnnkit_version": _version(), "command": command_line(), "output": output,
-              "samples_png": str(samples_png) if samples_png else None,
-              "progress_png": str(progress_png) if progress_png else None, "dry_run": dry_run,
-              "data": split_data.summary(),
-              "prior": {"arch": arch, "z_dim": cfg.z_dim, "image_shape": list(prior.image_shape), "steps": steps,
-                        "n_critic": n_critic, "gp_weight": gp_weight, "lr": lr, "batch_size": batch_size,
-                        "seed": seed, "threads": torch.get_num_threads()},
-              "last": meta["history"]["last"], "seconds": meta["seconds"]}
-    out.result(result, lambda console: console.print(
-        f"prior {arch} z={cfg.z_dim} trained in {meta['seconds']:.1f} s on {result['data']['n_public']} public "
-        f"images; critic loss {result['last']['critic_loss']:.4f}; "
-        + (f"written to {output} (samples: {samples_png})" if samples_png else "nothing written (dry run)")))
-
-
-def _samples_path(output: str, kind: str = "samples") -> Any:
-    from pathlib import Path
-
-    p = Path(output)
-    return p.with_name(p.name[: -len(".safetensors")] + f".{kind}.png")
-
-
-def _version() -> str:
-    from dnnkit import __version__
-
-    return __version__
-
-
-def _parse_targets(targets: str, target_class: list[int] | None) -> list[int] | None:
-    from dnnkit.probes.inversion.splits import parse_classes
-
-    chosen: set[int] = set(target_class or [])
-    if targets != "all-private":
-        chosen.update(parse_classes(targets, "--targets"))
-    return sorted(chosen) if chosen else None
+    if shared.output is not None:
+        prior_pngs(shared.output)  # the suffix, on --dry-run too
+    cfg = TrainPriorConfig(data=data, split=split, prior_arch=prior_arch, z_dim=z_dim, steps=steps, n_critic=n_critic,
+                           gp_weight=gp_weight, lr=lr, batch_size=batch_size, width=width, seed=seed, device=device)
+    r = shared.run_probe(TRAIN_PRIOR, None, cfg).report
+    shared.out.result(r, lambda console: console.print(
+        f"prior {r['prior']['arch']} z={r['prior']['z_dim']} trained in {r['seconds']:.1f} s on "
+        f"{r['data']['n_public']} public images; critic loss {r['last']['critic_loss']:.4f}; "
+        + (f"written to {r['output']} (samples: {r['samples_png']})" if r["samples_png"] else
+           "nothing written (dry run)")))
 
 
 @app.command("attack")
@@ -197,95 +113,16 @@ def attack_command(
     shared: Shared,
 ) -> None:
     """Invert MODEL: GMI latent search under the prior and/or direct pixel optimisation, evaluated independently."""
-    from dnnkit.errors import InputError
-    from dnnkit.probes.inversion.attack import AttackConfig
-    from dnnkit.probes.inversion.prior import read_prior_info
+    from dnnkit.probes.inversion.probe import INVERT, InvertConfig
 
-    out, output, dry_run, device = shared.out, shared.output, shared.dry_run, shared.device
-    cfg = AttackConfig(per_class=per_class, restarts=restarts, steps=steps, lr=lr, momentum=momentum,
-                       id_weight=id_weight, seed=seed)
-    cfg.check()
-    methods = {"both": ["gmi", "pixel"], "gmi": ["gmi"], "pixel": ["pixel"], "pixels": ["pixel"]}.get(method)
-    if methods is None:
-        raise InputError(f"--method {method!r}: use gmi, pixel or both")
-    chosen = _parse_targets(targets, target_class)
     shared.output_or_error("name the report folder (-o DIR)")
-    if output is not None and not dry_run:
-        shared.check_output(output, model)
-        shared.check_output(output, prior)
-    info = read_prior_info(prior)
-    data_spec = data or info.get("data", {}).get("name")
-    if not data_spec:
-        raise InputError("the prior records no dataset", hint="pass --data")
-    from dnnkit.data.registry import check_data_spec
-
-    check_data_spec(data_spec)
-    _check_device(device)
-    from dnnkit.models.registry import load_model
-    from dnnkit.probes.inversion import run
-    from dnnkit.probes.inversion.prior import load_prior
-
-    progress = out.progress()
-    loaded = shared.load(model)
-    target = loaded.require_network("invert")
-    if loaded.info.task not in ("classifier", "unknown"):
-        raise InputError(f"{model} is a {loaded.info.task}; invert audits image classifiers")
-    target_info = {"ref": model, "sha256": loaded.sha256(), "arch": loaded.arch,
-                   "input_shape": list(loaded.info.input_shape) if loaded.info.input_shape else None}
-    prior_obj = load_prior(prior, device=device)
-    split_info = info.get("data", {})
-    split_data = run.load_split_data(data_spec, split_info.get("split", "shared:5-9"), int(split_info.get("split_seed",
-                                                                                                           0)))
-    plan = run.plan_attack(target, target_info, prior_obj, {"ref": prior}, split_data, targets=chosen,
-                           methods=methods, cfg=cfg, target_labels=target_labels, device=device)
-    if evaluator == "none":
-        run.use_target_as_evaluator(plan)
-    elif evaluator != "auto":
-        e_loaded = load_model(evaluator, device=device, progress=progress)
-        e_net = e_loaded.require_network("--evaluator")
-        run.check_evaluator(plan, e_net, {"ref": evaluator, "sha256": e_loaded.sha256(), "arch": e_loaded.arch,
-                                          "input_shape": list(e_loaded.info.input_shape)
-                                          if e_loaded.info.input_shape else None}, allow_closed_set_evaluator)
-    plan.target_info["test_accuracy"] = _target_accuracy(plan)
-    if evaluator == "auto":
-        out.info("invert: training the auto evaluator on all train images of all classes")
-        e_net, e_info = run.train_auto_evaluator(split_data, seed, evaluator_epochs, progress=progress)
-        run.check_evaluator(plan, e_net.to(device), e_info, allow_closed_set_evaluator)
-    if evaluator != "auto" and evaluator != "none":
-        plan.evaluator_info["test_accuracy"] = _evaluator_accuracy(plan)
-    for w in plan.warnings:
-        out.warn(w)
-    outcome = run.run_attack(plan, progress=progress)
-    report = run.build_report(plan, outcome, command_line())
-    report["output"] = output
-    report["dry_run"] = dry_run
-    if output is not None and not dry_run:
-        report["files"] = run.write_outputs(output, plan, outcome, report)
-    out.result(report, lambda console: _render_attack(console, report))
-
-
-def _target_accuracy(plan: Any) -> float:
-    """T's accuracy on the held-out private images (through its label mapping)."""
-    import torch
-
-    d = plan.data
-    x, y = d.test.x[d.split.private_test], d.test.y[d.split.private_test]
-    keep = torch.tensor([int(c) in plan.output_of for c in y], dtype=torch.bool)
-    if not bool(keep.any()):
-        return float("nan")
-    mapped = torch.tensor([plan.output_of[int(c)] for c in y[keep]])
-    with torch.no_grad():
-        pred = plan.target(x[keep].to(plan.device)).argmax(1).cpu()
-    return float((pred == mapped).float().mean())
-
-
-def _evaluator_accuracy(plan: Any) -> float:
-    import torch
-
-    d = plan.data
-    with torch.no_grad():
-        pred = plan.evaluator(d.test.x.to(plan.device)).argmax(1).cpu()
-    return float((pred == d.test.y).float().mean())
+    cfg = InvertConfig(per_class=per_class, restarts=restarts, steps=steps, lr=lr, momentum=momentum,
+                       id_weight=id_weight, seed=seed, prior=prior, data=data, targets=targets,
+                       target_class=target_class, method=method, evaluator=evaluator, evaluator_epochs=evaluator_epochs,
+                       allow_closed_set_evaluator=allow_closed_set_evaluator, target_labels=target_labels,
+                       device=shared.device)
+    report = shared.run_probe(INVERT, model, cfg).report
+    shared.out.result(report, lambda console: _render_attack(console, report))
 
 
 def _render_attack(console: Any, r: dict[str, Any]) -> None:

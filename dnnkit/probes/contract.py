@@ -56,5 +56,17 @@ class Probe:
         """Files beside `output` that saving also writes (checked before heavy work)."""
         return []
 
+    def precheck(self, model: Any, cfg: Any) -> None:  # noqa: B027 - optional hook
+        """Cheap checks that read the model's files (not the network), before it loads."""
+
+    def input_paths(self, cfg: Any) -> list[str]:
+        """Files besides MODEL that the probe reads (an output must never be one of them)."""
+        return []
+
+    def side_outputs(self, cfg: Any) -> list[Path]:
+        """Files a real run writes whether or not `-o` is given (e.g. explain's `--save-maps`), checked
+        before any loading; the probe writes them itself unless a dry run."""
+        return []
+
     def apply(self, loaded: LoadedModel | None, cfg: Any, ctx: Context) -> ProbeResult:
         raise NotImplementedError

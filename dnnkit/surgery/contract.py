@@ -38,6 +38,8 @@ class Context:
     dry_run: bool = False
     output: str | None = None
     argv: list[str] | None = None
+    force: bool = False
+    load_s: float | None = None  # seconds the runner spent loading the model (probes report it)
 
 
 @dataclass

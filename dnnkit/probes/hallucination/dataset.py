@@ -101,6 +101,24 @@ def dataset_sha256(records: list[dict[str, Any]]) -> str:
     return hashlib.sha256(records_jsonl(records).encode("utf-8")).hexdigest()
 
 
+def qa_path(spec: str) -> str | None:
+    """The file of a `--data` value: None for builtin-qa, PATH for jsonl:PATH (or a bare PATH.jsonl)."""
+    if spec == "builtin-qa":
+        return None
+    path = spec[6:] if spec.startswith("jsonl:") else spec
+    if not (spec.startswith("jsonl:") or path.endswith(".jsonl")):
+        raise InputError(f"--data must be builtin-qa or jsonl:PATH, got {spec!r}")
+    return path
+
+
+def load_records(spec: str, require_gold: bool, seed: int = 0) -> list[dict[str, Any]]:
+    """The records of a `--data` value: builtin-qa (built in memory with `seed`) or a validated JSONL file."""
+    path = qa_path(spec)
+    if path is None:
+        return build_dataset(seed=seed)[0]
+    return load_qa_jsonl(path, require_gold=require_gold)
+
+
 def load_qa_jsonl(path: str | Path, require_gold: bool) -> list[dict[str, Any]]:
     """Read and validate a QA JSONL file; every problem names its line number."""
     from dnnkit.data.qa import load_jsonl

@@ -22,8 +22,7 @@ from dnnkit.probes.hallucination.baselines import (
     metadata_features,
     predict_metadata,
 )
-from dnnkit.probes.hallucination.dataset import FAMILIES
-from dnnkit.probes.hallucination.generate import POSITIONS
+from dnnkit.probes.hallucination.config import TrainConfig
 from dnnkit.probes.hallucination.layersearch import LayerSearch, search_layers
 from dnnkit.probes.hallucination.metrics import (
     grouped_folds,
@@ -36,39 +35,12 @@ from dnnkit.probes.hallucination.metrics import (
 from dnnkit.probes.hallucination.probes import PROBE_KINDS, Probe, auroc_or_nan, fit_probe
 from dnnkit.progress import ProgressReporter, or_null
 
-
-@dataclass
-class TrainOptions:
-    probe: str = "mlp"
-    layer: str = "auto"
-    position: str = "first"
-    holdout_family: str = "none"
-    folds: int = 5
-    max_new_tokens: int = 8
-    no_answer: str = "exclude"
-    seed: int = 0
-    grid: bool = True
-    n_boot: int = 1000
-    inner_folds: int = 3
-    grid_stride: int = 1
+TrainOptions = TrainConfig  # the name benchmarks/probe_hallucination.py uses
 
 
-def check_options(opts: TrainOptions, records: list[dict[str, Any]] | None = None,
+def check_records(opts: TrainConfig, records: list[dict[str, Any]] | None = None,
                   n_blocks: int | None = None) -> None:
-    """Bad option values and data that cannot train: exit 2 before the model is loaded."""
-    if opts.probe not in ("mlp", "linear"):
-        raise InputError(f"--probe must be mlp or linear, got {opts.probe!r}")
-    if opts.position not in POSITIONS:
-        hint = "span (all answer tokens) is not implemented in this version" if opts.position == "span" else None
-        raise InputError(f"--position must be one of {', '.join(POSITIONS)}, got {opts.position!r}", hint=hint)
-    if opts.folds < 2:
-        raise InputError(f"--folds must be >= 2, got {opts.folds}")
-    if opts.no_answer not in ("exclude", "as-wrong"):
-        raise InputError(f"--no-answer must be exclude or as-wrong, got {opts.no_answer!r}")
-    if opts.holdout_family not in (*FAMILIES, "none"):
-        raise InputError(f"--holdout-family must be one of {', '.join(FAMILIES)}, none; got {opts.holdout_family!r}")
-    if opts.max_new_tokens < 1:
-        raise InputError("--max-new-tokens must be >= 1")
+    """Checks that need the data (the held-out family) or the model's block count (the layer): exit 2."""
     if n_blocks is not None:
         resolve_layer(opts.layer, n_blocks)
     if records is not None and opts.holdout_family != "none":
@@ -78,6 +50,13 @@ def check_options(opts: TrainOptions, records: list[dict[str, Any]] | None = Non
                              hint=f"families present: {', '.join(sorted(str(f) for f in fams))}; or pass none")
         if len(fams - {opts.holdout_family}) == 0:
             raise InputError(f"--holdout-family {opts.holdout_family}: the data holds no other family to train on")
+
+
+def check_options(opts: TrainConfig, records: list[dict[str, Any]] | None = None,
+                  n_blocks: int | None = None) -> None:
+    """`opts.check()` then `check_records` (bad options and data that cannot train: exit 2)."""
+    opts.check()
+    check_records(opts, records, n_blocks)
 
 
 def resolve_layer(layer: str, n_blocks: int) -> int | None:
@@ -116,7 +95,7 @@ def _inner_score(kind: str, x: np.ndarray, y: np.ndarray, groups: np.ndarray, ce
     return score
 
 
-def choose_layer(opts: TrainOptions, x: np.ndarray, y: np.ndarray, groups: np.ndarray, cells: np.ndarray,
+def choose_layer(opts: TrainConfig, x: np.ndarray, y: np.ndarray, groups: np.ndarray, cells: np.ndarray,
                  n_blocks: int) -> tuple[int, LayerSearch | None]:
     fixed = resolve_layer(opts.layer, n_blocks)
     if fixed is not None:
@@ -126,7 +105,7 @@ def choose_layer(opts: TrainOptions, x: np.ndarray, y: np.ndarray, groups: np.nd
     return search.chosen, search
 
 
-def _fit_scorers(opts: TrainOptions, x: np.ndarray, y: np.ndarray, groups: np.ndarray, cells: np.ndarray,
+def _fit_scorers(opts: TrainConfig, x: np.ndarray, y: np.ndarray, groups: np.ndarray, cells: np.ndarray,
                  tasks: np.ndarray, meta: np.ndarray, tr: np.ndarray, te: np.ndarray, n_blocks: int
                  ) -> tuple[dict[str, np.ndarray], int, LayerSearch | None]:
     """Train every trained scorer on `tr`, score `te`."""
@@ -142,7 +121,7 @@ def _fit_scorers(opts: TrainOptions, x: np.ndarray, y: np.ndarray, groups: np.nd
     return out, layer, search
 
 
-def run_train(answers: AnswerSet, opts: TrainOptions, n_blocks: int, progress: ProgressReporter | None = None
+def run_train(answers: AnswerSet, opts: TrainConfig, n_blocks: int, progress: ProgressReporter | None = None
               ) -> tuple[Probe, dict[str, Any], dict[str, Any]]:
     """Cross-validated evaluation, held-out family and the final probe. Returns (probe, report, plot data)."""
     progress = or_null(progress)
@@ -243,7 +222,7 @@ def run_train(answers: AnswerSet, opts: TrainOptions, n_blocks: int, progress: P
     return probe, report, plots
 
 
-def _heldout(opts: TrainOptions, x: np.ndarray, y: np.ndarray, groups: np.ndarray, cells: np.ndarray,
+def _heldout(opts: TrainConfig, x: np.ndarray, y: np.ndarray, groups: np.ndarray, cells: np.ndarray,
              tasks: np.ndarray, meta: np.ndarray, unc: dict[str, np.ndarray], families: np.ndarray, n_blocks: int
              ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """Fit layer, threshold and weights on the other families only; test on the held-out one."""
@@ -264,7 +243,7 @@ def _heldout(opts: TrainOptions, x: np.ndarray, y: np.ndarray, groups: np.ndarra
     return res, {"y": yt, "scores": scores}, cmp
 
 
-def _grid(opts: TrainOptions, x: np.ndarray, y: np.ndarray, groups: np.ndarray,
+def _grid(opts: TrainConfig, x: np.ndarray, y: np.ndarray, groups: np.ndarray,
           folds: list[tuple[np.ndarray, np.ndarray]], n_blocks: int) -> dict[str, Any]:
     """Out-of-fold AUROC at every layer (linear and the chosen probe), reported beside the search only."""
     from dnnkit.probes.hallucination.metrics import bootstrap_ci
@@ -370,11 +349,11 @@ def score_records(answers: AnswerSet, probe: Probe, layer: int, position: str, t
     return rows, summary
 
 
-__all__ = ["PROBE_KINDS", "UNCERTAINTY", "TrainOptions", "check_options", "resolve_layer", "run_train",
-           "score_records"]
+__all__ = ["PROBE_KINDS", "UNCERTAINTY", "TrainConfig", "TrainOptions", "check_options", "check_records",
+           "resolve_layer", "run_train", "score_records"]
 
 
-def probe_record(model_ref: str, model_sha: str | None, n_blocks: int, width: int, opts: TrainOptions,
+def probe_record(model_ref: str, model_sha: str | None, n_blocks: int, width: int, opts: TrainConfig,
                  tokenizer: Any, records: list[dict[str, Any]], data_name: str, report: dict[str, Any],
                  layer: int) -> dict[str, Any]:
     """The dnnkit record stored in the probe file (DESIGN section 3 fields plus what `score` needs)."""

@@ -15,36 +15,12 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from dnnkit.errors import InputError, RuntimeFailure
+from dnnkit.errors import RuntimeFailure
+from dnnkit.probes.inversion.config import AttackConfig
 from dnnkit.progress import ProgressReporter, or_null
 
 LOSS_SCALE = 100.0
 METHODS = ("gmi", "pixel")
-
-
-@dataclass
-class AttackConfig:
-    """Stage-2 budget and update (defaults from the authors' code; steps 1,500 for both methods)."""
-
-    per_class: int = 20
-    restarts: int = 5
-    steps: int = 1500
-    lr: float = 0.02
-    momentum: float = 0.9
-    id_weight: float = 100.0
-    seed: int = 0
-
-    def check(self) -> None:
-        """InputError for values that make no sense (before any work)."""
-        for name in ("per_class", "restarts", "steps"):
-            if getattr(self, name) < 1:
-                raise InputError(f"--{name.replace('_', '-')} must be at least 1")
-        if not self.lr > 0:
-            raise InputError("--lr must be > 0")
-        if not 0 <= self.momentum < 1:
-            raise InputError("--momentum must be in [0, 1)")
-        if not self.id_weight >= 0:
-            raise InputError("--id-weight must be >= 0")
 
 
 @dataclass

@@ -165,8 +165,10 @@ def _check_finite(loss: torch.Tensor, stage: str, step: int) -> None:
                              hint="lower --lr (or --gp-weight) and retrain")
 
 
-def save_prior(path: str | Path, prior: Prior, meta: dict[str, Any], *, force: bool) -> dict[str, Any]:
-    """Write G, D and the public-image hashes atomically with the dnnkit record (arch, split, data sha256...)."""
+def save_prior(path: str | Path, prior: Prior, meta: dict[str, Any], *, force: bool,
+               command: list[str] | None = None) -> dict[str, Any]:
+    """Write G, D and the public-image hashes atomically with the dnnkit record (arch, split, data sha256...);
+    `command` is the recorded command line (default: sys.argv)."""
     from dnnkit.models.save import write_checkpoint
 
     state = {f"generator.{k}": v for k, v in prior.generator.state_dict().items()}
@@ -178,7 +180,7 @@ def save_prior(path: str | Path, prior: Prior, meta: dict[str, Any], *, force: b
     record = {"arch": {"family": "inversion-prior", "prior_arch": prior.config.arch, "z_dim": prior.config.z_dim,
                        "image_shape": list(prior.image_shape), "width": prior.config.width},
               "inversion_prior": info, "metrics": meta.get("history", {}).get("last", {})}
-    return write_checkpoint(path, state, record, force=force)
+    return write_checkpoint(path, state, record, force=force, command=command)
 
 
 def read_prior_info(path: str | Path) -> dict[str, Any]:

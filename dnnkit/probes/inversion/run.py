@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +178,28 @@ class ClassMapped(nn.Module):
         return full
 
 
+def target_accuracy(plan: AttackPlan) -> float:
+    """T's accuracy on the held-out private images (through its label mapping)."""
+    d = plan.data
+    x, y = d.test.x[d.split.private_test], d.test.y[d.split.private_test]
+    keep = torch.tensor([int(c) in plan.output_of for c in y], dtype=torch.bool)
+    if not bool(keep.any()):
+        return float("nan")
+    mapped = torch.tensor([plan.output_of[int(c)] for c in y[keep]])
+    with torch.no_grad():
+        pred = plan.target(x[keep].to(plan.device)).argmax(1).cpu()
+    return float((pred == mapped).float().mean())
+
+
+def evaluator_accuracy(plan: AttackPlan) -> float:
+    """The evaluator's accuracy on every test image."""
+    assert plan.evaluator is not None
+    d = plan.data
+    with torch.no_grad():
+        pred = plan.evaluator(d.test.x.to(plan.device)).argmax(1).cpu()
+    return float((pred == d.test.y).float().mean())
+
+
 def train_auto_evaluator(data: SplitData, seed: int, epochs: int | None = None,
                          progress: ProgressReporter | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """`--evaluator auto`: a different architecture trained on all train images of all classes."""
@@ -325,7 +347,7 @@ def build_report(plan: AttackPlan, outcome: dict[str, Any], command: list[str]) 
         "evaluator": plan.evaluator_info,
         "prior": {**plan.prior_info, "arch": prior_cfg.arch, "z_dim": prior_cfg.z_dim,
                   "steps": plan.prior.meta.get("steps", prior_cfg.steps)},
-        "attack": {"classes_attacked": plan.classes, "methods": plan.methods, **asdict(cfg),
+        "attack": {"classes_attacked": plan.classes, "methods": plan.methods, **cfg.budget(),
                    "selection": "best of restarts by target logit (never by the evaluator)",
                    "target_outputs": {str(c): plan.output_of[c] for c in plan.classes}},
         "results": outcome["results"],
@@ -354,7 +376,8 @@ def write_outputs(outdir: str | Path, plan: AttackPlan, outcome: dict[str, Any],
         write_checkpoint(tmp / "reconstructions.safetensors", tensors,
                          {"arch": None, "source": {"target": plan.target_info.get("ref"),
                                                    "prior": plan.prior_info.get("ref")},
-                          "inversion": {"attack": report["attack"], "data": report["data"]}}, force=True)
+                          "inversion": {"attack": report["attack"], "data": report["data"]}}, force=True,
+                         command=report.get("command"))
         (tmp / "report.json").write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
         written = sorted(p.name for p in tmp.iterdir())
     return written
