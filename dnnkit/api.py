@@ -157,3 +157,62 @@ def hash_codes(model: Any = None, *, data: Any = None, output: str | None = None
 
     return _probe(HASH_CODES, HashCodesConfig, model, data, options, output=output, force=force, arch=arch,
                   weights=weights, device=device, dtype=None, progress=progress, command="hash_codes")
+
+
+def linear_interpret(model: Any, *, index: int | None = 0, data: Any = None, output: str | None = None,
+                     force: bool = False, arch: Any = None, weights: str | None = None, device: str = "cpu",
+                     progress: Any = None, **options: Any) -> ProbeResult:
+    """`dnnkit linear-interpret`: the ReLU network at x0 as y = A(x0) x + c(x0) (rows, columns, bias path,
+    checks); `.extra` holds the arrays. Options: see `LinearInterpretConfig`."""
+    from dnnkit.probes.linear_interpret.probe import LINEAR_INTERPRET, LinearInterpretConfig
+
+    return _probe(LINEAR_INTERPRET, LinearInterpretConfig, model, data, {"index": index, **options}, output=output,
+                  force=force, arch=arch, weights=weights, device=device, dtype=None, progress=progress,
+                  command="linear_interpret")
+
+
+def explain(model: Any, *, indices: list[int] | None = None, data: Any = None, output: str | None = None,
+            force: bool = False, arch: Any = None, weights: str | None = None, device: str = "cpu",
+            progress: Any = None, **options: Any) -> ProbeResult:
+    """`dnnkit explain`: B-cos contributions W(x)·x (input×gradient for other models) for the test
+    samples `indices` (or `input_files=[...]`); `.extra["explanation"]` holds the maps; `output=` a PNG."""
+    from dnnkit.probes.explain.probe import EXPLAIN, ExplainConfig
+
+    return _probe(EXPLAIN, ExplainConfig, model, data, {"indices": indices, **options}, output=output, force=force,
+                  arch=arch, weights=weights, device=device, dtype=None, progress=progress, command="explain")
+
+
+def train_prior(*, data: str = "digits", output: str | None = None, force: bool = False, progress: Any = None,
+                **options: Any) -> ProbeResult:
+    """`dnnkit invert train-prior`: the GMI prior (WGAN-GP) on the public images of a split; `.save(path)`
+    writes PRIOR.safetensors and its PNGs. Options: see `TrainPriorConfig`."""
+    from dnnkit.probes.inversion.config import TrainPriorConfig
+    from dnnkit.probes.inversion.probe import TRAIN_PRIOR
+    from dnnkit.runner import run_probe
+
+    cfg = _config(TrainPriorConfig, {"data": data, **options}, "train_prior")
+    return run_probe(TRAIN_PRIOR, None, cfg, output=output, force=force, progress=progress)
+
+
+def invert(model: Any, *, prior: str, data: Any = None, output: str | None = None, force: bool = False,
+           arch: Any = None, weights: str | None = None, device: str = "cpu", progress: Any = None,
+           **options: Any) -> ProbeResult:
+    """`dnnkit invert attack`: GMI latent search under `prior` and the pixel baseline, scored by an
+    independent evaluator; `output=` a report folder. Options: see `InvertConfig`."""
+    from dnnkit.probes.inversion.config import InvertConfig
+    from dnnkit.probes.inversion.probe import INVERT
+
+    return _probe(INVERT, InvertConfig, model, data, {"prior": prior, **options}, output=output, force=force,
+                  arch=arch, weights=weights, device=device, dtype=None, progress=progress, command="invert")
+
+
+def probe_hallucination(model: Any, *, qa: str = "builtin-qa", output: str | None = None, force: bool = False,
+                        progress: Any = None, **options: Any) -> ProbeResult:
+    """`dnnkit probe-hallucination train`: answer QA items with a causal LM, label them, and train the
+    probe that flags wrong answers (with baselines); `qa` is builtin-qa or jsonl:PATH. Options: `TrainConfig`."""
+    from dnnkit.probes.hallucination.config import TrainConfig
+    from dnnkit.probes.hallucination.probe import TRAIN
+    from dnnkit.runner import run_probe
+
+    cfg = _config(TrainConfig, {"qa": qa, **options}, "probe_hallucination")
+    return run_probe(TRAIN, model, cfg, output=output, force=force, progress=progress)

@@ -114,3 +114,22 @@ def test_recorded_command_is_the_one_given(tmp_path):
     run_surgery("prune", "zoo:digits-mlp", PruneConfig(ratio=0.5), data="digits", output=str(out),
                 argv=["dnnkit", "prune", "zoo:digits-mlp", "--ratio", "0.5"])
     assert read_header(out).dnnkit_record()["command"] == ["dnnkit", "prune", "zoo:digits-mlp", "--ratio", "0.5"]
+
+
+def test_probe_functions_on_a_module(trained_mlp, tmp_path):
+    li = dnnkit.linear_interpret(trained_mlp, index=0, data="digits")
+    assert li.report["n_outputs"] == 10 and li.report["output"] is None
+    folder = li.save(tmp_path / "li")
+    assert (tmp_path / "li" / "report.json").is_file() and folder == str(tmp_path / "li")
+    ex = dnnkit.explain(trained_mlp, indices=[0, 1], data="digits")
+    assert ex.extra["explanation"].contributions.shape[0] == 2
+    ex.save(tmp_path / "why.png")
+    assert (tmp_path / "why.png").stat().st_size > 0
+
+
+def test_train_prior_then_invert(tmp_path, digits_mlp_ref):
+    prior = dnnkit.train_prior(data="digits", steps=20)
+    prior.save(tmp_path / "prior.safetensors")
+    audit = dnnkit.invert(digits_mlp_ref, prior=str(tmp_path / "prior.safetensors"), target_class=[7], per_class=1,
+                          restarts=1, steps=5, evaluator="none")
+    assert audit.report["output"] is None and audit.to_json()["results"]
