@@ -18,7 +18,9 @@ import typer
 from typer.core import TyperGroup
 
 from dnnkit.batch import clickcompat as click
+from dnnkit.batch.session import check_batch_options, interrupted_message, make_executor, refuse_existing_outputs
 from dnnkit.cli.options import DryRunOpt, ForceOpt, QuietOpt, VerboseOpt
+from dnnkit.cli.output import json_lines_writer
 
 TAIL_KEY = "dnnkit.batch.command"
 MAX_TABLE_ROWS = 50
@@ -124,13 +126,7 @@ def batch_main(
     if tail is None:
         raise InputError("missing `-- COMMAND [ARGS]`: which dnnkit command should run on each input?",
                          hint="e.g. dnnkit batch 'ckpts/*.safetensors' --out-dir out -- prune --ratio 0.5")
-    if executor not in ("local", "ray"):
-        raise InputError(f"--executor must be local or ray, got {executor!r}")
-    if resume and force:
-        raise InputError("--resume and --force contradict each other",
-                         hint="--resume keeps verified outputs; --force replaces every output")
-    if resume and out_dir is None:
-        raise InputError("--resume needs --out-dir (it resumes from the outputs found there)")
+    check_batch_options(executor, resume, force, out_dir)
     root_args = ("--config", str(Path(root.params["config"]).resolve())) if root.params.get("config") else ()
     command = resolve_command(root.command, tail, root_args)
     specs = expand_inputs(inputs or [], manifest or [], stdin=sys.stdin)
@@ -144,8 +140,8 @@ def batch_main(
         raise InputError(f"--out-dir {out_dir!r} is a file, not a folder")
     items = build_items(specs, command, root.command, out_path, template, force)
     if not (resume or force or dry_run or command.dry_run):
-        _refuse_existing_outputs(items)
-    emit = _line_writer(out, verbose)
+        refuse_existing_outputs(items)
+    emit = json_lines_writer(out, verbose)
     if dry_run:
         from dnnkit.batch.runner import planned_lines
 
@@ -153,7 +149,10 @@ def batch_main(
             emit(line)
         out.info(f"dry run: {len(items)} items planned, nothing run or written")
         return
-    runner = _make_executor(executor, jobs, threads_per_job, address, gpus_per_task, cpus_per_task, len(items))
+    from dnnkit.cli.app import click_command
+
+    runner = make_executor(executor, jobs, threads_per_job, address, gpus_per_task, cpus_per_task, len(items),
+                           click_command)
     if out_path is not None:
         out_path.mkdir(parents=True, exist_ok=True)
         for item in items:
@@ -172,75 +171,6 @@ def batch_main(
         raise typer.Exit(130)
     if summary.failed:
         raise typer.Exit(3)
-
-
-def interrupted_message(summary: Any) -> tuple[str, str | None]:
-    """The `error:` line and hint after Ctrl-C: how many items finished, were interrupted, never started."""
-    left = summary.total - summary.finished
-    if left == 0:
-        return (f"interrupted after all {summary.total} items had finished; their outputs are kept", None)
-    parts = [f"{summary.finished} of {summary.total} items finished"]
-    if summary.interrupted_items:
-        parts.append(f"{summary.interrupted_items} interrupted")
-    if summary.not_run:
-        parts.append(f"{summary.not_run} not run")
-    return (f"interrupted: {', '.join(parts)}; finished outputs are kept, nothing partial was written",
-            "run the same command with --resume to finish the rest")
-
-
-def _refuse_existing_outputs(items: list[Any]) -> None:
-    from dnnkit.errors import InputError
-
-    for item in items:
-        if item.output is not None and Path(item.output).exists():
-            raise InputError(f"output {item.output!r} already exists",
-                             hint="pass --resume to skip verified outputs, or --force to replace them")
-
-
-def _make_executor(kind: str, jobs: int | None, threads: int, address: str, gpus: float, cpus: float,
-                   n_items: int) -> Any:
-    from dnnkit.cli.app import click_command  # the command batch workers run (injected)
-
-    if kind == "ray":
-        from dnnkit.batch.ray_executor import RayExecutor
-
-        runner = RayExecutor(address, threads, click_command, cpus_per_task=cpus, gpus_per_task=gpus)
-        runner.connect()  # an unreachable cluster is bad input: exit 2 before anything runs
-        return runner
-    from dnnkit.batch.local import LocalExecutor, default_jobs
-
-    if gpus:
-        from dnnkit.errors import InputError
-
-        raise InputError("--gpus-per-task applies to --executor ray", hint="locally, pass --device cuda after --")
-    return LocalExecutor(min(jobs or default_jobs(), max(1, n_items)), threads, click_command)
-
-
-def _line_writer(out: Any, verbose: bool) -> Any:
-    """Write each result as one JSON line on stdout (flushed at once, so a pipeline sees it stream)."""
-    from dnnkit.cli.output import to_json
-
-    state = {"closed": False}
-    show = verbose or sys.stderr.isatty()
-
-    def emit(line: dict[str, Any]) -> None:
-        if show:
-            note = f" ({line['error']})" if line.get("error") else ""
-            out.info(f"[{line['index']}] {line['status']}: {line['input']} in {line['seconds'] or 0:.2f} s{note}")
-        if state["closed"]:
-            return
-        try:
-            sys.stdout.write(to_json(line) + "\n")
-            sys.stdout.flush()
-        except BrokenPipeError:
-            state["closed"] = True  # the reader left (e.g. `| head`); keep working, stop writing
-            import contextlib
-            import os
-
-            with contextlib.suppress(Exception):  # no second BrokenPipeError when Python exits
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-
-    return emit
 
 
 def _summary_table(summary: Any, command: str) -> None:

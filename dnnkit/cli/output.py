@@ -131,3 +131,28 @@ class CliProgress:
 def current() -> Output:
     """The Output of the running command (a default one outside commands)."""
     return _CURRENT or Output()
+
+
+def json_lines_writer(out: Output, verbose: bool) -> Any:
+    """Write each result as one JSON line on stdout (flushed at once, so a pipeline sees it stream)."""
+    state = {"closed": False}
+    show = verbose or sys.stderr.isatty()
+
+    def emit(line: dict[str, Any]) -> None:
+        if show:
+            note = f" ({line['error']})" if line.get("error") else ""
+            out.info(f"[{line['index']}] {line['status']}: {line['input']} in {line['seconds'] or 0:.2f} s{note}")
+        if state["closed"]:
+            return
+        try:
+            sys.stdout.write(to_json(line) + "\n")
+            sys.stdout.flush()
+        except BrokenPipeError:
+            state["closed"] = True  # the reader left (e.g. `| head`); keep working, stop writing
+            import contextlib
+            import os
+
+            with contextlib.suppress(Exception):  # no second BrokenPipeError when Python exits
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+    return emit
