@@ -35,8 +35,6 @@ from dnnkit.probes.hallucination.metrics import (
 from dnnkit.probes.hallucination.probes import PROBE_KINDS, Probe, auroc_or_nan, fit_probe
 from dnnkit.progress import ProgressReporter, or_null
 
-TrainOptions = TrainConfig  # the name benchmarks/probe_hallucination.py uses
-
 
 def check_records(opts: TrainConfig, records: list[dict[str, Any]] | None = None,
                   n_blocks: int | None = None) -> None:
@@ -349,7 +347,7 @@ def score_records(answers: AnswerSet, probe: Probe, layer: int, position: str, t
     return rows, summary
 
 
-__all__ = ["PROBE_KINDS", "UNCERTAINTY", "TrainConfig", "TrainOptions", "check_options", "check_records",
+__all__ = ["PROBE_KINDS", "UNCERTAINTY", "TrainConfig", "check_options", "check_records",
            "resolve_layer", "run_train", "score_records"]
 
 
