@@ -12,26 +12,33 @@ attacks on every private class, and writes a Markdown table plus image grids int
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
-import platform
 import shutil
-import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
+from harness import (
+    DOCS,
+    Run,
+    dump_json,
+    fmt,
+    header,
+    load_json,
+    load_span,
+    log,
+    machine_note,
+    mark,
+    parser,
+    row,
+    write_page,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from dnnkit.probes.inversion.attack import AttackConfig  # noqa: E402
-from dnnkit.probes.inversion.metrics import evaluate_images  # noqa: E402
-from dnnkit.probes.inversion.nets import evaluator_net, mlp_classifier  # noqa: E402
-from dnnkit.probes.inversion.prior import PriorConfig  # noqa: E402
-from dnnkit.probes.inversion.run import (  # noqa: E402
+from dnnkit.probes.inversion.attack import AttackConfig
+from dnnkit.probes.inversion.metrics import evaluate_images
+from dnnkit.probes.inversion.nets import evaluator_net, mlp_classifier
+from dnnkit.probes.inversion.prior import PriorConfig
+from dnnkit.probes.inversion.run import (
     ClassMapped,
     build_report,
     check_evaluator,
@@ -42,10 +49,12 @@ from dnnkit.probes.inversion.run import (  # noqa: E402
     train_prior_on,
     write_grids,
 )
-from dnnkit.progress import CallbackProgress  # noqa: E402
-from dnnkit.train import TrainConfig, accuracy, fit  # noqa: E402
+from dnnkit.progress import CallbackProgress
+from dnnkit.train import TrainConfig, accuracy, fit
 
-DOCS = ROOT / "docs" / "benchmarks"
+# Internals on purpose (not `dnnkit.train_prior` / `dnnkit.invert`): the target T is trained here on the private
+# split only and stays in memory with the prior, the auto evaluator and a closed-set evaluator that only this page
+# shows; the commands take a saved target and prior file, so the same attack would be another pipeline around them.
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     # spec's full digits protocol; Fashion-MNIST scaled down to fit ~15 min on a shared 2-core machine
     "default": {
@@ -67,12 +76,21 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                           "t_epochs": 1, "e_epochs": 1},
     },
 }
-SPEC_FULL = {"digits": "6000 prior steps, 20 attempts x 5 restarts x 1500 steps",
-             "fashion-mnist": "6000 prior steps, 10 attempts x 5 restarts x 1500 steps"}
+# the spec's targets: digits shared GMI top-1 and nearest-private L2 against pixel's; digits disjoint (the hard case)
+# GMI top-1 below; Fashion-MNIST shared KNN distance against pixel's and top-1
+TARGETS = {"digits_top1": 0.9, "digits_l2_ratio": 0.5, "disjoint_top1": 0.2, "fashion_knn_ratio": 0.25,
+           "fashion_top1": 0.5}
 
 
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+def spec_full(name: str) -> str:
+    """The spec's full budget for a dataset (the `full` profile)."""
+    f = PROFILES["full"][name]
+    return f"{f['prior_steps']} prior steps, {f['per_class']} attempts x {f['restarts']} restarts x {f['steps']} steps"
+
+
+def cell(v: Any, digits: int = 3) -> str:
+    """A results-table cell: a missing figure is an en dash on this page."""
+    return fmt(v, digits, missing="–")
 
 
 def train_target(data: Any, hidden: tuple[int, ...], epochs: int, seed: int) -> tuple[torch.nn.Module, float]:
@@ -104,7 +122,7 @@ def train_closed_set_evaluator(data: Any, epochs: int, seed: int) -> tuple[torch
 
 
 def run_case(name: str, protocol: str, prof: dict[str, Any], seed: int, grid_dir: Path) -> dict[str, Any]:
-    t0 = time.perf_counter()
+    run = Run(threads=1)
     data = load_split_data(name, f"{protocol}:5-9", seed)
     log(f"{name} {protocol}: {data.summary()}")
     target, t_acc = train_target(data, prof["t_hidden"], prof["t_epochs"], seed)
@@ -131,61 +149,60 @@ def run_case(name: str, protocol: str, prof: dict[str, Any], seed: int, grid_dir
         write_grids(Path(tmp), plan, outcome)
         for f in ("grid_compare.png", "grid_gmi.png", "grid_pixel.png", "prior_samples.png"):
             shutil.copy(Path(tmp) / f, grid_dir / f"invert_{name}_{protocol}_{f}")
-    report["wall_s"] = round(time.perf_counter() - t0, 1)
+    record = run.finish()
+    report["wall_s"] = round(record["wall_s"], 1)
+    report["run"] = record
     log(f"{name} {protocol} done in {report['wall_s']} s")
     return report
 
 
-def fmt(v: Any, digits: int = 3) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        return f"{v:.{digits}f}"
-    return str(v)
-
-
-def table(reports: dict[str, dict[str, Any]]) -> list[str]:
-    rows = ["| data | split | images | E top-1 (all classes) | closed-set E top-1 | 1-NN top-1 | T top-1 | "
-            "KNN dist (f_E) | feat dist | nearest-private L2² | PSNR dB | leak ratio | distinct / n | Fréchet |",
-            "|" + "---|" * 14]
+def results_table(reports: dict[str, dict[str, Any]]) -> list[str]:
+    rows = header(["data", "split", "images", "E top-1 (all classes)", "closed-set E top-1", "1-NN top-1", "T top-1",
+                   "KNN dist (f_E)", "feat dist", "nearest-private L2²", "PSNR dB", "leak ratio", "distinct / n",
+                   "Fréchet"])
     for key, r in reports.items():
         name, protocol = key.split("/")
         closed = r.get("closed_set_evaluator") or {}
         blocks = [(m, r["results"][m]) for m in r["results"]] + [(f"ref: {m}", v) for m, v in r["references"].items()]
         for label, b in blocks:
-            rows.append(f"| {name} | {protocol} | {label} | {fmt(b['top1'], 2)} | {fmt(closed.get(label), 2)} | "
-                        f"{fmt(b['knn1_top1'], 2)} | {fmt(b['target_top1'], 2)} | {fmt(b['knn_dist'], 2)} | "
-                        f"{fmt(b['feat_dist'], 2)} | {fmt(b['nearest_pixel_l2sq'], 2)} | {fmt(b['psnr'], 1)} | "
-                        f"{fmt(b['leak_ratio'], 2)} | {b['distinct']} / {b['n']} | {fmt(b['frechet'], 1)} |")
+            rows.append(row([name, protocol, label, cell(b["top1"], 2), cell(closed.get(label), 2),
+                             cell(b["knn1_top1"], 2), cell(b["target_top1"], 2), cell(b["knn_dist"], 2),
+                             cell(b["feat_dist"], 2), cell(b["nearest_pixel_l2sq"], 2), cell(b["psnr"], 1),
+                             cell(b["leak_ratio"], 2), f"{b['distinct']} / {b['n']}", cell(b["frechet"], 1)]))
     return rows
 
 
 def targets(reports: dict[str, dict[str, Any]]) -> list[str]:
     out = []
+    t = TARGETS
 
     def line(ok: bool, text: str) -> None:
-        out.append(f"- **{'met' if ok else 'missed'}**: {text}")
+        out.append(f"- {mark(ok)}: {text}")
 
     r = reports.get("digits/shared")
     if r:
         g, p = r["results"]["gmi"], r["results"]["pixel"]
-        line(g["top1"] >= 0.9, f"digits shared, GMI all-class top-1 ≥ 0.9: {g['top1']:.2f}")
-        line(g["nearest_pixel_l2sq"] <= 0.5 * p["nearest_pixel_l2sq"],
-             f"digits shared, GMI nearest-private L2² ≤ 0.5 × pixel's: {g['nearest_pixel_l2sq']:.2f} vs "
-             f"{p['nearest_pixel_l2sq']:.2f} (ratio {g['nearest_pixel_l2sq'] / p['nearest_pixel_l2sq']:.2f})")
+        line(g["top1"] >= t["digits_top1"], f"digits shared, GMI all-class top-1 ≥ {t['digits_top1']}: {g['top1']:.2f}")
+        line(g["nearest_pixel_l2sq"] <= t["digits_l2_ratio"] * p["nearest_pixel_l2sq"],
+             f"digits shared, GMI nearest-private L2² ≤ {t['digits_l2_ratio']} × pixel's: "
+             f"{g['nearest_pixel_l2sq']:.2f} vs {p['nearest_pixel_l2sq']:.2f} "
+             f"(ratio {g['nearest_pixel_l2sq'] / p['nearest_pixel_l2sq']:.2f})")
         line(g["knn_dist"] < p["knn_dist"], f"digits shared, GMI KNN dist < pixel's: {g['knn_dist']:.2f} vs "
                                             f"{p['knn_dist']:.2f}")
     r = reports.get("digits/disjoint")
     if r:
         g = r["results"]["gmi"]
-        line(g["top1"] < 0.2, f"digits disjoint (expected, the hard case), GMI all-class top-1 < 0.2: "
-                              f"{g['top1']:.2f} (closed-set E: {r['closed_set_evaluator']['gmi']:.2f})")
+        line(g["top1"] < t["disjoint_top1"], f"digits disjoint (expected, the hard case), GMI all-class top-1 < "
+                                             f"{t['disjoint_top1']}: {g['top1']:.2f} (closed-set E: "
+                                             f"{r['closed_set_evaluator']['gmi']:.2f})")
     r = reports.get("fashion-mnist/shared")
     if r:
         g, p = r["results"]["gmi"], r["results"]["pixel"]
-        line(g["knn_dist"] <= 0.25 * p["knn_dist"], f"Fashion-MNIST shared, GMI KNN dist ≤ 0.25 × pixel's: "
-             f"{g['knn_dist']:.2f} vs {p['knn_dist']:.2f} (ratio {g['knn_dist'] / p['knn_dist']:.2f})")
-        line(g["top1"] >= 0.5, f"Fashion-MNIST shared, CNN-E top-1 ≥ 0.5: {g['top1']:.2f}")
+        line(g["knn_dist"] <= t["fashion_knn_ratio"] * p["knn_dist"], f"Fashion-MNIST shared, GMI KNN dist ≤ "
+             f"{t['fashion_knn_ratio']} × pixel's: {g['knn_dist']:.2f} vs {p['knn_dist']:.2f} "
+             f"(ratio {g['knn_dist'] / p['knn_dist']:.2f})")
+        line(g["top1"] >= t["fashion_top1"], f"Fashion-MNIST shared, CNN-E top-1 ≥ {t['fashion_top1']}: "
+                                             f"{g['top1']:.2f}")
     return out
 
 
@@ -195,31 +212,34 @@ def case_order(key: str) -> tuple[int, int]:
 
 
 def write_markdown(reports: dict[str, dict[str, Any]], args: argparse.Namespace, path: Path) -> None:
-    import os
-
     reports = {k: reports[k] for k in sorted(reports, key=case_order)}
-    load = os.getloadavg()[1]
-    machine = (f"{platform.machine()}, {torch.get_num_threads()} torch thread per process, CPU only, a 2-core machine "
-               f"shared with other jobs (5-min load average {load:.0f} when this page was written: the wall times "
-               "below are several times those of an idle machine)")
+    records = [r.get("run") for r in reports.values()]
+    recorded = [x for x in records if x]
+    dates = sorted(x["date"] for x in recorded)
+    when = (f"{dates[0]}" + (f" to {dates[-1]}" if dates[-1] != dates[0] else "") if dates else
+            "not recorded in the case files")
+    machine = (f"{machine_note(recorded[-1], date=False, load=False)}; CPU only, shared with other jobs (load average "
+               f"(1 min) {load_span(recorded)} at the start and end of the cases"
+               + (f"; {len(records) - len(recorded)} of {len(records)} case files recorded none" if
+                  len(recorded) < len(records) else "") + ")" if recorded else
+               "not recorded in the case files (CPU only, one torch thread per process)")
     lines = ["# Benchmark: `dnnkit invert` (GMI vs pixel inversion)", "",
              f"Commands: `python benchmarks/invert.py --datasets D --protocols P --profile {args.profile}` for each "
              "dataset D and protocol P (one process per case, run side by side; each case's JSON is kept next to "
              "this page as `invert_D_P.json`), then `python benchmarks/invert.py --render-only` for this page.  ",
-             f"Date: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}; machine: {machine}; "
-             f"torch {torch.__version__}; seed {args.seed}.", "",
+             f"Date: {when}; machine: {machine}; seed {args.seed}.", "",
              "## Set-up and budget", ""]
     for key, r in reports.items():
         name, protocol = key.split("/")
-        prof = PROFILES[args.profile][name]
+        prof, full = PROFILES[args.profile][name], PROFILES["full"][name]
         a = r["attack"]
-        scaled = "" if (prof["prior_steps"], prof["per_class"], prof["steps"]) == \
-            (6000, 20 if name == "digits" else 10, 1500) else f" **scaled down** from the spec's {SPEC_FULL[name]}" \
-            " to fit the time on this machine;"
+        scaled = "" if all(prof[k] == full[k] for k in ("prior_steps", "per_class", "steps")) else \
+            f" **scaled down** from the spec's {spec_full(name)} to fit the time on this machine;"
         lines.append(f"- **{name} {protocol}** ({r['data']['n_public']} public, {r['data']['n_private_train']} "
                      f"private train, {r['data']['n_private_test']} held-out private images): T = {r['target']['arch']}"
-                     f" on the 5 private classes (held-out acc {r['target']['test_accuracy']:.3f}); E = "
-                     f"{r['evaluator']['arch']} on all 10 classes (test acc {r['evaluator']['test_accuracy']:.3f}); "
+                     f" on the {r['target'].get('outputs', len(a['classes_attacked']))} private classes (held-out acc "
+                     f"{r['target']['test_accuracy']:.3f}); E = {r['evaluator']['arch']} on all "
+                     f"{r['evaluator']['classes']} classes (test acc {r['evaluator']['test_accuracy']:.3f}); "
                      f"mlp prior z {r['prior']['z_dim']}, {r['prior']['steps']} critic steps "
                      f"({r['timing_s']['prior']:.0f} s); attack {len(a['classes_attacked'])} classes × "
                      f"{a['per_class']} attempts × {a['restarts']} restarts × {a['steps']} steps, both methods "
@@ -227,9 +247,10 @@ def write_markdown(reports: dict[str, dict[str, Any]], args: argparse.Namespace,
                      f"{scaled} wall {r['wall_s']:.0f} s.")
     lines += ["", "## Results", "",
               "Accuracies are means over all reconstructions (the best restart per attempt, chosen by the target "
-              "logit). KNN/feat dist use E's penultimate features (squared L2). Top-5 is omitted: with 10 classes it "
+              "logit). KNN/feat dist use E's penultimate features (squared L2). Top-5 is omitted: with "
+             f"{next(iter(reports.values()))['evaluator']['classes'] if reports else 'so few'} classes it "
               "is 1.00 for nearly everything and uninformative. `ref:` rows are the floor: uniform noise, random "
-              "public images, random prior samples, put through the same metrics.", "", *table(reports), "",
+              "public images, random prior samples, put through the same metrics.", "", *results_table(reports), "",
               "## Targets", "", *targets(reports), "", "## Image grids", "",
               "Per case: `grid_compare` (columns = attacked classes; rows = two real private images, attempt 1 of GMI "
               "and of pixel inversion, the private image nearest to the GMI result), `grid_gmi` / `grid_pixel` "
@@ -244,20 +265,20 @@ def write_markdown(reports: dict[str, dict[str, Any]], args: argparse.Namespace,
     notes = path.with_name("invert_notes.md")
     if notes.exists():
         lines += [notes.read_text().rstrip(), ""]
-    path.write_text("\n".join(lines) + "\n")
+    write_page(path, "\n".join(lines))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", default="digits,fashion-mnist", type=lambda s: s.split(","))
-    parser.add_argument("--protocols", default="shared,disjoint", type=lambda s: s.split(","))
-    parser.add_argument("--profile", default="default", choices=sorted(PROFILES))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=str(DOCS / "invert.md"))
-    parser.add_argument("--render-only", action="store_true", help="rewrite the page from the saved JSON results")
-    parser.add_argument("--results", default=str(DOCS), help="folder of the per-case JSON results (invert_*.json); "
-                                                              "the table is rendered from all of them")
-    args = parser.parse_args()
+    ap = parser(__doc__)
+    ap.add_argument("--datasets", default="digits,fashion-mnist", type=lambda s: s.split(","))
+    ap.add_argument("--protocols", default="shared,disjoint", type=lambda s: s.split(","))
+    ap.add_argument("--profile", default="default", choices=sorted(PROFILES))
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=str(DOCS / "invert.md"))
+    ap.add_argument("--render-only", action="store_true", help="rewrite the page from the saved JSON results")
+    ap.add_argument("--results", default=str(DOCS), help="folder of the per-case JSON results (invert_*.json); "
+                                                          "the table is rendered from all of them")
+    args = ap.parse_args()
     torch.set_num_threads(1)
     DOCS.mkdir(parents=True, exist_ok=True)
     results = Path(args.results)
@@ -266,16 +287,19 @@ def main() -> None:
     for name in args.datasets:
         for protocol in args.protocols:
             report = run_case(name, protocol, PROFILES[args.profile][name], args.seed, DOCS)
-            (results / f"invert_{name}_{protocol}.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
-            reports = {f"{n}/{p}": json.loads(f.read_text()) for f in sorted(results.glob("invert_*.json"))
-                       for n, p in [f.stem[len("invert_"):].rsplit("_", 1)]}
+            dump_json(results / f"invert_{name}_{protocol}.json", report)
+            reports = saved_reports(results)
             write_markdown(reports, args, Path(args.out))
             for t in targets(reports):
                 log(t)
     if args.render_only:
-        reports = {f"{n}/{p}": json.loads(f.read_text()) for f in sorted(results.glob("invert_*.json"))
-                   for n, p in [f.stem[len("invert_"):].rsplit("_", 1)]}
-        write_markdown(reports, args, Path(args.out))
+        write_markdown(saved_reports(results), args, Path(args.out))
+
+
+def saved_reports(results: Path) -> dict[str, dict[str, Any]]:
+    """Every case's JSON in the results folder, keyed `dataset/protocol`."""
+    return {f"{n}/{p}": load_json(f) for f in sorted(results.glob("invert_*.json"))
+            for n, p in [f.stem[len("invert_"):].rsplit("_", 1)]}
 
 
 if __name__ == "__main__":

@@ -7,39 +7,39 @@ process's peak RSS), repeated; the table reports medians. Run: `.venv/bin/python
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine_note, table, write_doc  # noqa: E402
+from harness import DOCS, Run, Timer, Timing, fmt, machine_note, median, parser, table, write_page
 
+BASELINE = "baseline: python + import torch"
+HEADER_SAFE = "safetensors safe_open: keys + shapes"
+HEADER_DNNKIT = "dnnkit describe (= inspect, header-only)"
+LOAD_SAFE = "safetensors.torch.load_file"
+LOAD_DNNKIT = "dnnkit load_tensors (validated)"
 SNIPPETS = {
-    "baseline: python + import torch": "import torch\n",
-    "safetensors safe_open: keys + shapes": (
+    BASELINE: "import torch\n",
+    HEADER_SAFE: (
         "import torch\nfrom safetensors import safe_open\n"
         "t, c = time.perf_counter(), time.process_time()\n"
         "with safe_open(PATH, framework='pt') as f:\n"
         "    shapes = {k: f.get_slice(k).get_shape() for k in f.keys()}\n"
         "elapsed, cpu = time.perf_counter() - t, time.process_time() - c\n"),
-    "dnnkit describe (= inspect, header-only)": (
+    HEADER_DNNKIT: (
         "from dnnkit.models.describe import describe\n"
         "t, c = time.perf_counter(), time.process_time()\n"
         "r = describe(PATH)\n"
         "elapsed, cpu = time.perf_counter() - t, time.process_time() - c\n"),
-    "safetensors.torch.load_file": (
+    LOAD_SAFE: (
         "from safetensors.torch import load_file\n"
         "t, c = time.perf_counter(), time.process_time()\n"
         "d = load_file(PATH)\n"
         "s = sum(float(v.sum()) for v in d.values())\n"
         "elapsed, cpu = time.perf_counter() - t, time.process_time() - c\n"),
-    "dnnkit load_tensors (validated)": (
+    LOAD_DNNKIT: (
         "import torch\nfrom dnnkit.models.safetensors_io import load_tensors\n"
         "t, c = time.perf_counter(), time.process_time()\n"
         "d = load_tensors(PATH)\n"
@@ -70,69 +70,70 @@ def run_snippet(body: str, path: Path) -> dict:
 
 
 def help_time(repeats: int) -> tuple[float, float]:
-    times, base = [], []
+    """Median wall seconds of `dnnkit --help` and of `python -c pass`, interleaved."""
+    cli, bare = Timing(), Timing()
     for _ in range(repeats):
-        t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "dnnkit", "--help"], capture_output=True, check=True)
-        times.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "pass"], capture_output=True, check=True)
-        base.append(time.perf_counter() - t)
-    return statistics.median(times), statistics.median(base)
+        for timing, cmd in ((cli, ["-m", "dnnkit", "--help"]), (bare, ["-c", "pass"])):
+            with Timer() as t:
+                subprocess.run([sys.executable, *cmd], capture_output=True, check=True)
+            timing.add(t)
+    return cli.wall, bare.wall
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = parser(__doc__)
     ap.add_argument("--gigabytes", type=float, default=1.0)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--out", default=str(DOCS / "io.md"))
     args = ap.parse_args()
-    load = os.getloadavg()[0]
+    run = Run()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "large.safetensors"
         make_file(path, args.gigabytes)
         size_mb = path.stat().st_size / 1e6
-        rows = []
         runs: dict[str, list[dict]] = {name: [] for name in SNIPPETS}
         for _ in range(args.repeats):  # interleaved, so load on the machine hits every row alike
             for name, body in SNIPPETS.items():
                 runs[name].append(run_snippet(body, path))
-        results = {name: (statistics.median(r["s"] for r in rs), statistics.median(r["cpu"] for r in rs),
-                          statistics.median(r["rss_mb"] for r in rs)) for name, rs in runs.items()}
-        base_rss = results["baseline: python + import torch"][2]
-        for name, (secs, cpu, rss) in results.items():
-            if name.startswith("baseline"):
-                rows.append([name, "-", "-", f"{rss:.0f}", "-"])
-            else:
-                rows.append([name, f"{secs * 1000:.1f}", f"{cpu * 1000:.1f}", f"{rss:.0f}", f"{rss - base_rss:+.0f}"])
+    results = {name: {k: median(r[k] for r in rs) for k in ("s", "cpu", "rss_mb")}
+               for name, rs in runs.items()}
+    base_rss = results[BASELINE]["rss_mb"]
+    rows = []
+    for name, r in results.items():
+        if name == BASELINE:
+            rows.append([name, "-", "-", f"{r['rss_mb']:.0f}", "-"])
+        else:
+            rows.append([name, f"{r['s'] * 1000:.1f}", f"{r['cpu'] * 1000:.1f}", f"{r['rss_mb']:.0f}",
+                         f"{r['rss_mb'] - base_rss:+.0f}"])
     help_s, py_s = help_time(max(3, args.repeats))
-    def cpu(name: str) -> float:
-        return results[name][1]
-
-    ratio_inspect = cpu("dnnkit describe (= inspect, header-only)") / cpu("safetensors safe_open: keys + shapes")
-    ratio_load = cpu("dnnkit load_tensors (validated)") / cpu("safetensors.torch.load_file")
+    record = run.finish()
+    header, safe, load, ours = (results[k] for k in (HEADER_DNNKIT, HEADER_SAFE, LOAD_SAFE, LOAD_DNNKIT))
+    n_tensors = int(args.gigabytes * 1024)
     text = f"""# I/O benchmark
 
 `benchmarks/io.py` (run: `.venv/bin/python benchmarks/io.py --gigabytes {args.gigabytes} --repeats {args.repeats}`),
-{machine_note()}. Each row is the median of {args.repeats} fresh subprocesses, run interleaved; wall
+{machine_note(record)}. Each row is the median of {args.repeats} fresh subprocesses, run interleaved; wall
 and CPU time are the operation's alone inside the process (imports done before), peak RSS (VmHWM) is
 the whole process; the baseline row is Python plus `import torch` (dnnkit's header-only path never
 imports torch, hence its row below the baseline; every other row imports torch before its timer
-starts). Load average on the 2 cores at the start of the run: {load:.1f}; wall times are noisy on a
-shared machine, CPU times and memory are the figures to read.
-File: {size_mb:.0f} MB of fp32 tensors ({int(args.gigabytes * 1024)} tensors of 512x512).
+starts). Wall times are noisy on a shared machine: CPU times and memory are the figures to read.
+File: {size_mb:.0f} MB of fp32 tensors ({n_tensors} tensors of 512x512).
 
 {table(["operation", "wall (ms)", "CPU (ms)", "peak RSS (MB)", "RSS over baseline (MB)"], rows)}
 
-- `inspect` (header-only) / safetensors' own header read: **{ratio_inspect:.3f}x** the CPU time. It reads
-  no tensor data and never imports torch, so its memory stays flat however large the file is.
-- dnnkit's validated load / `safetensors.torch.load_file`: **{ratio_load:.2f}x** the CPU time (both read
-  and sum every tensor; dnnkit validates the header first, a few milliseconds).
+- `inspect` (header-only) / safetensors' own header read: **{header["cpu"] / safe["cpu"]:.3f}x** the CPU time
+  ({header["cpu"] * 1000:.1f} ms against {safe["cpu"] * 1000:.1f} ms: dnnkit parses and validates the
+  {n_tensors}-entry header in Python and builds the whole report). It reads no tensor data and never imports
+  torch, so the process peaks at {header["rss_mb"]:.0f} MB against {safe["rss_mb"]:.0f} MB with torch.
+- dnnkit's validated load / `safetensors.torch.load_file`: **{ours["cpu"] / load["cpu"]:.2f}x** the CPU time
+  ({fmt(ours["cpu"], 2)} s against {fmt(load["cpu"], 2)} s; both read and sum every tensor, dnnkit validates
+  the header first).
 - `dnnkit --help`: **{help_s * 1000:.0f} ms** wall (median), against {py_s * 1000:.0f} ms for `python -c pass`;
   it imports neither torch nor rich (a test checks this).
 
-Times on this shared 2-core machine vary between runs; compare ratios within one run.
+Times on this shared {record["cores"]}-core machine vary between runs; compare ratios within one run.
 """
-    print(write_doc("io", text))
+    print(write_page(args.out, text))
 
 
 if __name__ == "__main__":

@@ -4,16 +4,12 @@ On a CUDA machine: checks the kernel against the reference (forward and backward
 Markdown table of forward and forward+backward times and peak memory for ViT-like shapes, B = 2.
 Without CUDA it prints a note and exits 0 (the lead runs all kernel benchmarks in one GPU session).
 
-    python benchmarks/kernels_bcos_linear.py
+    python benchmarks/kernels_bcos_linear.py [--out FILE.md]
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from harness import cuda_device, cuda_ms, cuda_peak_mib, header, parser, row, write_page
 
 SHAPES = [  # (tokens M, in K, out N): ViT-Ti/S/B MLP and projection layers at batch 64 x 197 tokens
     (64 * 197, 192, 768),
@@ -22,48 +18,30 @@ SHAPES = [  # (tokens M, in K, out N): ViT-Ti/S/B MLP and projection layers at b
     (64 * 197, 3072, 768),
     (4096, 4096, 4096),
 ]
-
-
-def timed(fn, reps: int = 20) -> float:
-    import torch
-
-    for _ in range(3):
-        fn()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(reps):
-        fn()
-    end.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(end) / reps
-
-
-def peak(fn) -> float:
-    import torch
-
-    torch.cuda.synchronize()
-    torch.cuda.reset_peak_memory_stats()
-    base = torch.cuda.memory_allocated()
-    fn()
-    torch.cuda.synchronize()
-    return (torch.cuda.max_memory_allocated() - base) / 2**20
+REPEATS, WARMUP = 20, 3  # timed calls (one CUDA-event pair around all of them), untimed warm-up calls
 
 
 def main() -> int:
-    import torch
-
-    if not torch.cuda.is_available():
+    ap = parser(__doc__)
+    ap.add_argument("--out", help="also write the table to this Markdown file")
+    args = ap.parse_args()
+    device = cuda_device()
+    if device is None:
         print("no CUDA device: bcos_linear kernel benchmark skipped (run on a GPU machine)")
         return 0
+    import torch
+
     from dnnkit.kernels.bcos_linear import bcos_linear_torch, bcos_linear_triton
 
-    dev = torch.device("cuda")
-    print(f"device: {torch.cuda.get_device_name(dev)}, torch {torch.__version__}\n")
-    print("| dtype | M x K -> N | fwd torch ms | fwd triton ms | speed-up | fwd+bwd torch ms | fwd+bwd triton ms | "
-          "speed-up | fwd peak MiB torch / triton | max rel err |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    def timed(fn) -> float:
+        return cuda_ms(fn, REPEATS, WARMUP, each=False)
+
+    lines = [f"device: {device}", "",
+             *header(["dtype", "M x K -> N", "fwd torch ms", "fwd triton ms", "speed-up", "fwd+bwd torch ms",
+                      "fwd+bwd triton ms", "speed-up", "fwd peak MiB torch / triton", "max rel err"])]
+    print("\n".join(lines), flush=True)
     ok = True
+    dev = torch.device("cuda")
     for dtype in (torch.float16, torch.float32):
         for m, k, n in SHAPES:
             torch.manual_seed(0)
@@ -83,14 +61,19 @@ def main() -> int:
             with torch.no_grad():
                 f_t = timed(lambda x=x, w=w: bcos_linear_torch(x, w, 2.0))
                 f_k = timed(lambda x=x, w=w: bcos_linear_triton(x, w, 2.0))
-                p_t = peak(lambda x=x, w=w: bcos_linear_torch(x, w, 2.0))
-                p_k = peak(lambda x=x, w=w: bcos_linear_triton(x, w, 2.0))
+                p_t = cuda_peak_mib(lambda x=x, w=w: bcos_linear_torch(x, w, 2.0))
+                p_k = cuda_peak_mib(lambda x=x, w=w: bcos_linear_triton(x, w, 2.0))
             b_t = timed(lambda x=x, w=w, g=g: torch.autograd.grad(bcos_linear_torch(x, w, 2.0), (x, w), g))
             b_k = timed(lambda x=x, w=w, g=g: torch.autograd.grad(bcos_linear_triton(x, w, 2.0), (x, w), g))
             name = str(dtype).replace("torch.", "")
-            print(f"| {name} | {m} x {k} -> {n} | {f_t:.3f} | {f_k:.3f} | {f_t / f_k:.2f}x | {b_t:.3f} | {b_k:.3f} | "
-                  f"{b_t / b_k:.2f}x | {p_t:.0f} / {p_k:.0f} | {max(err, gerr):.1e} |")
-    print("\nkernel matches the reference" if ok else "\nMISMATCH: kernel differs from the reference")
+            lines.append(row([name, f"{m} x {k} -> {n}", f"{f_t:.3f}", f"{f_k:.3f}", f"{f_t / f_k:.2f}x",
+                              f"{b_t:.3f}", f"{b_k:.3f}", f"{b_t / b_k:.2f}x", f"{p_t:.0f} / {p_k:.0f}",
+                              f"{max(err, gerr):.1e}"]))
+            print(lines[-1], flush=True)
+    lines += ["", "kernel matches the reference" if ok else "MISMATCH: kernel differs from the reference"]
+    print(lines[-1])
+    if args.out:
+        write_page(args.out, "\n".join(lines))
     return 0 if ok else 1
 
 

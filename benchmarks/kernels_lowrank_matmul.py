@@ -2,12 +2,14 @@
 
 On a CUDA machine: checks the Triton kernel against the reference on every shape, then prints a
 Markdown table of median times (torch: two F.linear calls; triton: one launch) and peak memory.
-Without CUDA it prints a note and exits 0. Run: `python benchmarks/kernels_lowrank_matmul.py`.
+Without CUDA it prints a note and exits 0. Run: `python benchmarks/kernels_lowrank_matmul.py [--out FILE.md]`.
 """
 
 from __future__ import annotations
 
-import sys
+from functools import partial
+
+from harness import cuda_device, cuda_peak_mib, header, parser, row, write_page
 
 SHAPES = [  # (rows, n_in, n_out, rank): MiniLM FFN, SmolLM2 FFN / attention, a CNN-head-sized case
     (4096, 384, 1536, 64), (4096, 1536, 384, 64), (8192, 576, 1536, 128), (8192, 576, 576, 144),
@@ -16,19 +18,22 @@ SHAPES = [  # (rows, n_in, n_out, rank): MiniLM FFN, SmolLM2 FFN / attention, a 
 
 
 def main() -> int:
-    import torch
-
-    if not torch.cuda.is_available():
+    ap = parser(__doc__)
+    ap.add_argument("--out", help="also write the table to this Markdown file")
+    args = ap.parse_args()
+    device = cuda_device()
+    if device is None:
         print("no CUDA device: the lowrank_linear kernel benchmark needs a GPU (nothing measured)")
         return 0
-    from triton.testing import do_bench
+    import torch
+    from triton.testing import do_bench  # Triton's own median timer (it flushes the L2 cache between calls)
 
     from dnnkit.kernels.lowrank_matmul import lowrank_linear_torch, lowrank_linear_triton
 
-    print(f"device: {torch.cuda.get_device_name()}; torch {torch.__version__}")
-    print("| rows x n_in -> n_out, rank | dtype | max rel err | torch ms | triton ms | speed-up | "
-          "torch peak MiB | triton peak MiB |")
-    print("|---|---|---|---|---|---|---|---|")
+    lines = [f"device: {device}", "",
+             *header(["rows x n_in -> n_out, rank", "dtype", "max rel err", "torch ms", "triton ms", "speed-up",
+                      "torch peak MiB", "triton peak MiB"])]
+    print("\n".join(lines), flush=True)
     ok = True
     for rows, n, m, r in SHAPES:
         for dtype in (torch.float16, torch.float32):
@@ -41,21 +46,20 @@ def main() -> int:
             got = lowrank_linear_triton(x, down, up, bias).float()
             err = float((got - want).abs().max() / want.abs().max())
             ok &= err < (2e-2 if dtype == torch.float16 else 1e-3)
-            peaks = []
-            for fn in (lowrank_linear_torch, lowrank_linear_triton):
-                torch.cuda.synchronize()
-                torch.cuda.reset_peak_memory_stats()
-                base = torch.cuda.memory_allocated()
-                fn(x, down, up, bias)
-                torch.cuda.synchronize()
-                peaks.append((torch.cuda.max_memory_allocated() - base) / 2 ** 20)
-            t_torch = do_bench(lambda: lowrank_linear_torch(x, down, up, bias))  # noqa: B023
-            t_triton = do_bench(lambda: lowrank_linear_triton(x, down, up, bias))  # noqa: B023
-            print(f"| {rows} x {n} -> {m}, {r} | {str(dtype).replace('torch.', '')} | {err:.2e} | {t_torch:.4f} | "
-                  f"{t_triton:.4f} | {t_torch / t_triton:.2f}x | {peaks[0]:.1f} | {peaks[1]:.1f} |")
-    print("kernel matches the reference on every shape" if ok else "MISMATCH: the kernel differs from the reference")
+            calls = [partial(fn, x, down, up, bias) for fn in (lowrank_linear_torch, lowrank_linear_triton)]
+            peaks = [cuda_peak_mib(call) for call in calls]
+            t_torch, t_triton = (do_bench(call) for call in calls)
+            lines.append(row([f"{rows} x {n} -> {m}, {r}", str(dtype).replace("torch.", ""), f"{err:.2e}",
+                              f"{t_torch:.4f}", f"{t_triton:.4f}", f"{t_torch / t_triton:.2f}x", f"{peaks[0]:.1f}",
+                              f"{peaks[1]:.1f}"]))
+            print(lines[-1], flush=True)
+    lines.append("kernel matches the reference on every shape" if ok else
+                 "MISMATCH: the kernel differs from the reference")
+    print(lines[-1])
+    if args.out:
+        write_page(args.out, "\n".join(lines))
     return 0 if ok else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -12,38 +12,58 @@ from __future__ import annotations
 
 import argparse
 import copy
-import datetime as dt
-import json
-import os
-import platform
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
+from harness import (
+    DOCS,
+    Run,
+    Timer,
+    dump_json,
+    header,
+    load_json,
+    log,
+    machine_note,
+    mark,
+    now_utc,
+    parser,
+    row,
+    sci,
+    write_page,
+)
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from dnnkit.data import load_data, subset_indices  # noqa: E402
-from dnnkit.metrics import Inputs  # noqa: E402
-from dnnkit.models.registry import load_model  # noqa: E402
-from dnnkit.progress import NullProgress  # noqa: E402
-from dnnkit.surgery.lowrank.api import (  # noqa: E402
+import dnnkit
+from dnnkit.data import load_data, subset_indices
+from dnnkit.metrics import Inputs
+from dnnkit.models.registry import load_model
+from dnnkit.progress import NullProgress
+from dnnkit.surgery.lowrank.api import (
     LowRankConfig,
     apply_ranks,
     choose_ranks,
     decompose_layers,
     finetune,
+    training_inputs,
 )
-from dnnkit.surgery.lowrank.calibrate import calibrate  # noqa: E402
-from dnnkit.surgery.lowrank.fidelity import fidelity, make_reference, unique_params  # noqa: E402
-from dnnkit.surgery.lowrank.maestro import budget_ranks, export, run_maestro  # noqa: E402
-from dnnkit.surgery.lowrank.select import select_layers  # noqa: E402
-from dnnkit.surgery.lowrank.training import recalibrate_batchnorm  # noqa: E402
+from dnnkit.surgery.lowrank.calibrate import calibrate
+from dnnkit.surgery.lowrank.fidelity import fidelity, make_reference, unique_params
+from dnnkit.surgery.lowrank.maestro import budget_ranks, export, run_maestro
+from dnnkit.surgery.lowrank.select import select_layers
+from dnnkit.surgery.lowrank.training import recalibrate_batchnorm
 
 CACHE = Path(tempfile.gettempdir()) / "dnnkit-lowrank-bench"
+MAX_TOKENS = 64  # MiniLM sentences are truncated to this many tokens
+# targets (spec): whitening FFN P = 0.8 cosine; Maestro share of parameters within 1 point of dense; digits: half
+# the parameters within 1 point; one training cut to any size: full-rank Maestro within 0.5 point of dense
+WHITEN_P, WHITEN_COS = 0.8, 0.966
+MAESTRO_SHARE, HALF_SHARE, WITHIN, TRUNC_WITHIN = 0.15, 0.5, 0.01, 0.005
+RANK_FRACTION = 8  # "one training, many sizes" is judged where every rank is below 1/8 of the full rank
+SPEC_FASHION_MAESTRO = "10 epochs = 9,380 steps"  # the spec's Maestro budget on Fashion-MNIST
+_FT = LowRankConfig(method="svd")  # the command's fine-tune defaults (Adam, `lr or 1e-3`, batch size)
+FT_TEXT = f"Adam {sci(_FT.lr or 1e-3)}, batch {_FT.batch_size}"
 FFN = ["encoder.layer.*.intermediate.dense", "encoder.layer.?.output.dense"]
 ATTN = ["encoder.layer.*.attention.self.*", "encoder.layer.*.attention.output.dense"]
 STDLIB = ["os", "os.path", "re", "json", "collections", "itertools", "functools", "pathlib", "shutil", "string",
@@ -55,10 +75,6 @@ STDLIB = ["os", "os.path", "re", "json", "collections", "itertools", "functools"
           "urllib.request", "html", "xml.etree.ElementTree", "sqlite3", "pickle", "shelve", "difflib", "unittest",
           "doctest", "timeit", "trace", "traceback", "warnings", "weakref", "types", "operator", "numbers",
           "locale", "gettext", "uuid", "ipaddress", "mimetypes", "platform", "sysconfig", "zlib", "lzma", "bz2"]
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
 def docstring_sentences(limit: int = 600) -> list[str]:
@@ -88,12 +104,13 @@ def docstring_sentences(limit: int = 600) -> list[str]:
     return out[:limit]
 
 
-def encode(tok: Any, texts: list[str], max_len: int = 64) -> Inputs:
+def encode(tok: Any, texts: list[str], max_len: int = MAX_TOKENS) -> Inputs:
     enc = tok(texts, padding=True, truncation=True, max_length=max_len, return_tensors="pt")
     return Inputs("tokens", enc["input_ids"], None, enc["attention_mask"])
 
 
 def factor_and_eval(dense: torch.nn.Module, cands: list, decs: dict, cfg: LowRankConfig, ref: Any) -> dict:
+    """One rank rule applied to decompositions computed once (see section_minilm)."""
     ranks = choose_ranks(cfg, cands, decs)
     model = copy.deepcopy(dense)
     done = apply_ranks(model, cands, decs, ranks)
@@ -111,15 +128,17 @@ def section_minilm(args: argparse.Namespace) -> dict:
     half = len(texts) // 2
     calib_in, eval_in = encode(tok, texts[:half]), encode(tok, texts[half:])
     log(f"minilm: {len(texts)} sentences, calib {len(calib_in)}, eval {len(eval_in)}")
-    t0 = time.perf_counter()
+    t = Timer()
     ref = make_reference(dense, "encoder", eval_in)
     groups = {"FFN": FFN, "attention": ATTN}
     all_cands = {g: select_layers(dense, pats)[0] for g, pats in groups.items()}
     names = [c.name for cs in all_cands.values() for c in cs]
     calib = calibrate(dense, "encoder", calib_in, names, want_abs=True, want_gram=True, batch_size=32)
-    log(f"minilm: reference + calibration {time.perf_counter() - t0:.0f} s")
+    log(f"minilm: reference + calibration {t.wall:.0f} s")
     base = unique_params(dense)
     rows = []
+    # internals on purpose: one calibration pass and one decomposition per method and group serve every P (the
+    # command would calibrate and decompose the 22.7 M-parameter encoder again for each P)
     for method in ("svd", "asvd", "whiten"):
         for group, cands in all_cands.items():
             warnings: list[str] = []
@@ -137,7 +156,7 @@ def section_minilm(args: argparse.Namespace) -> dict:
                 log(f"minilm {method} {group} P={p}: cos {rows[-1]['cos_mean']:.4f} "
                     f"(min {rows[-1]['cos_min']:.3f}) nn {rows[-1]['nn']:.2f}")
     return {"rows": rows, "n_calib": len(calib_in), "n_eval": len(eval_in), "base_params": base,
-            "seconds": time.perf_counter() - t0}
+            "seconds": t.wall}
 
 
 def section_minilm_maestro(args: argparse.Namespace) -> dict:
@@ -148,7 +167,7 @@ def section_minilm_maestro(args: argparse.Namespace) -> dict:
     tok = loaded.tokenizer()
     half = len(texts) // 2
     calib_in, eval_in = encode(tok, texts[:half]), encode(tok, texts[half:])
-    t_start = time.perf_counter()
+    t_start = Timer()
     ref = make_reference(dense, "encoder", eval_in)
     cands, _ = select_layers(dense, FFN)
     base = unique_params(dense)
@@ -156,10 +175,11 @@ def section_minilm_maestro(args: argparse.Namespace) -> dict:
                         lr=args.minilm_maestro_lr, batch_size=32, data="x")
     warnings: list[str] = []
     log(f"minilm-maestro: {len(cands)} FFN matrices, {cfg.epochs} epochs on {len(calib_in)} calibration sentences")
-    t0 = time.perf_counter()
+    # internals on purpose: ONE training exported at every P (the command trains once per call);
     # ref=None: no per-epoch evaluation pass (time); the init check is the library's own test
-    out = run_maestro(dense, "encoder", cands, calib_in, None, cfg, warnings, NullProgress())
-    secs = time.perf_counter() - t0
+    with Timer() as t:
+        out = run_maestro(dense, "encoder", cands, calib_in, None, cfg, warnings, NullProgress())
+    secs = t.wall
     log(f"minilm-maestro: trained {out.report['steps']} steps in {secs:.0f} s, ranks {out.ranks}")
     full = fidelity(out.trained, ref)
     mods = {c.name: out.trained.get_submodule(c.name) for c in cands}
@@ -183,7 +203,7 @@ def section_minilm_maestro(args: argparse.Namespace) -> dict:
             "full_rank": {"cos_mean": full["cosine_mean"], "cos_min": full["cosine_min"],
                           "nn": full["nn_agreement"]},
             "warnings": warnings, "n_calib": len(calib_in), "n_eval": len(eval_in),
-            "seconds": time.perf_counter() - t_start}
+            "seconds": t_start.wall}
 
 
 # ---- classifiers ------------------------------------------------------------------------------------
@@ -211,7 +231,7 @@ def _truncate_eval(trained: torch.nn.Module, ranks: dict[str, int], ref: Any) ->
 def classifier_section(name: str, data: str, budgets: list[float], *, ft_epochs: int, maestro_epochs: int,
                        trunc_epochs: int, eval_limit: int | None, train_limit: int | None,
                        lambdas: list[float]) -> dict:
-    t_start = time.perf_counter()
+    t_start = Timer()
     loaded, ref = _classifier_setup(name, data, eval_limit, train_limit)
     dense = loaded.model
     base = unique_params(dense)
@@ -221,27 +241,27 @@ def classifier_section(name: str, data: str, budgets: list[float], *, ft_epochs:
     svd_cfg = LowRankConfig(method="svd", rule="params", value=1.0, data=data, train_limit=train_limit)
     decs = decompose_layers(dense, cands, svd_cfg, None, [], NullProgress())
     rows = []
-    for p in budgets:
-        svd_cfg.value = p
-        r = factor_and_eval(dense, cands, decs, svd_cfg, ref)
-        ft_cfg = LowRankConfig(method="svd", rule="params", value=p, data=data, finetune_epochs=ft_epochs,
-                               train_limit=train_limit)
-        t0 = time.perf_counter()
-        finetune(r["model"], dense, loaded, data, ft_cfg, NullProgress())
-        ft_acc = fidelity(r["model"], ref)["accuracy"]
-        rows.append({"P": p, "ranks": r["ranks"], "params": r["params"], "svd": r["fid"]["accuracy"],
-                     "svd_ft": ft_acc, "ft_seconds": time.perf_counter() - t0})
-        log(f"{name} P={p}: params {r['params']} svd {rows[-1]['svd']:.4f} svd+ft {ft_acc:.4f}")
+    for p in budgets:  # the command itself: `dnnkit lowrank zoo:NAME --svd --params P` without and with fine-tune
+        kw = {"method": "svd", "params": p, "data": data, "eval_limit": eval_limit, "train_limit": train_limit}
+        plain = dnnkit.lowrank(f"zoo:{name}", **kw)
+        tuned = dnnkit.lowrank(f"zoo:{name}", finetune_epochs=ft_epochs, **kw)
+        ranks = {r["name"]: r["rank"] for r in plain.report["layers"] if r["factored"]}
+        rows.append({"P": p, "ranks": ranks, "params": unique_params(plain.model),
+                     "svd": plain.report["fidelity"]["factored"]["accuracy"],
+                     "svd_ft": tuned.report["fidelity"]["factored"]["accuracy"],
+                     "ft_seconds": tuned.report["timings"].get("finetune_s", 0.0)})
+        log(f"{name} P={p}: params {rows[-1]['params']} svd {rows[-1]['svd']:.4f} svd+ft {rows[-1]['svd_ft']:.4f}")
+    # Maestro keeps internals on purpose: one training is exported at every budget, compared with SVD + the same
+    # fine-tune at the ranks it found (per-layer ranks the command's rank rules do not take), and (lambda = 0)
+    # cut to every SVD row's ranks without retraining
     maestro_rows = []
     for lam in lambdas:
         cfg = LowRankConfig(method="maestro", data=data, epochs=maestro_epochs, lambda_gl=lam, train_limit=train_limit)
-        from dnnkit.surgery.lowrank.api import training_inputs
-
         train = training_inputs(loaded, data, cfg)
         warnings: list[str] = []
-        t0 = time.perf_counter()
-        out = run_maestro(dense, "classifier", cands, train, ref, cfg, warnings, NullProgress())
-        secs = time.perf_counter() - t0
+        with Timer() as t:
+            out = run_maestro(dense, "classifier", cands, train, ref, cfg, warnings, NullProgress())
+        secs = t.wall
         acc = fidelity(out.model, ref)["accuracy"]
         params = unique_params(out.model)
         # baseline: SVD + the same fine-tune at the ranks Maestro found
@@ -260,33 +280,32 @@ def classifier_section(name: str, data: str, budgets: list[float], *, ft_epochs:
                            "ranks": b_ranks})
         maestro_rows.append({"budget": budget})
         maestro_rows[-1].update({"lambda": lam, "epochs": maestro_epochs, "steps": out.report["steps"],
-                             "seconds": secs, "ranks": out.ranks, "params": params, "acc": acc,
-                             "svd_ft_same_ranks": fidelity(svd_model, ref)["accuracy"],
-                             "svd_ft_same_ranks_params": unique_params(svd_model),
-                             "trajectory": out.report["rank_trajectory"], "warnings": warnings})
+                                 "lr": out.report.get("lr"), "sampler": cfg.sampler,
+                                 "seconds": secs, "ranks": out.ranks, "params": params, "acc": acc,
+                                 "svd_ft_same_ranks": fidelity(svd_model, ref)["accuracy"],
+                                 "svd_ft_same_ranks_params": unique_params(svd_model),
+                                 "trajectory": out.report["rank_trajectory"], "warnings": warnings})
         log(f"{name} maestro lambda={lam}: params {params} acc {acc:.4f} ranks {out.ranks} ({secs:.0f} s)")
     # one training, many sizes: lambda = 0, truncated to every SVD row's ranks
     trunc = []
     if trunc_epochs:
         cfg = LowRankConfig(method="maestro", data=data, epochs=trunc_epochs, lambda_gl=0.0, train_limit=train_limit)
-        from dnnkit.surgery.lowrank.api import training_inputs
-
         train = training_inputs(loaded, data, cfg)
-        t0 = time.perf_counter()
-        out = run_maestro(dense, "classifier", cands, train, None, cfg, [], NullProgress())
-        secs = time.perf_counter() - t0
+        with Timer() as t:
+            out = run_maestro(dense, "classifier", cands, train, None, cfg, [], NullProgress())
+        secs = t.wall
         full = fidelity(out.trained, ref)["accuracy"]
-        for row in rows:
-            ranks = {c.name: row["ranks"].get(c.name, c.full_rank) for c in cands}
-            trunc.append({"P": row["P"], "params": row["params"], "svd": row["svd"],
+        for r in rows:
+            ranks = {c.name: r["ranks"].get(c.name, c.full_rank) for c in cands}
+            trunc.append({"P": r["P"], "params": r["params"], "svd": r["svd"],
                           "maestro": _truncate_eval(out.trained, ranks, ref),
-                          "below_eighth": all(ranks[c.name] < c.full_rank / 8 for c in cands
-                                              if c.name in row["ranks"]) and bool(row["ranks"])})
+                          "below_eighth": all(ranks[c.name] < c.full_rank / RANK_FRACTION for c in cands
+                                              if c.name in r["ranks"]) and bool(r["ranks"])})
         log(f"{name} truncation: full-rank maestro {full:.4f}, {secs:.0f} s")
         trunc = {"epochs": trunc_epochs, "seconds": secs, "full_rank_acc": full, "rows": trunc}
     return {"dense_acc": dense_acc, "base_params": base, "rows": rows, "maestro": maestro_rows, "truncation": trunc,
             "layers": [(c.name, c.m, c.n) for c in cands], "eval_n": len(ref.inputs), "train_limit": train_limit,
-            "ft_epochs": ft_epochs, "seconds": time.perf_counter() - t_start}
+            "ft_epochs": ft_epochs, "seconds": t_start.wall}
 
 
 def section_digits(args: argparse.Namespace) -> dict:
@@ -303,31 +322,31 @@ def section_fashion(args: argparse.Namespace) -> dict:
 
 # ---- report -----------------------------------------------------------------------------------------
 
-def _mark(ok: bool) -> str:
-    return "**met**" if ok else "**missed**"
+def _run(res: dict[str, Any]) -> str:
+    """The section's machine note (the cached JSON of an older run may lack it)."""
+    return f"Run: {machine_note(res['run'])}." if res.get("run") else "Run: machine and load not recorded."
 
 
 def report(results: dict[str, Any], args: argparse.Namespace) -> str:
+    cmd = " ".join(a for a in sys.argv[1:] if a != "--report-only")
     lines = ["# `dnnkit lowrank` benchmark", "",
-             f"Command: `python benchmarks/lowrank.py {' '.join(a for a in sys.argv[1:] if a != '--report-only')}` "
+             f"Command: `python benchmarks/lowrank.py {cmd}` "
              "(each section may be run as its own process; the JSON of each is cached and the table assembled "
-             "with `--report-only`); "
-             f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC; torch {torch.__version__}, 1 thread "
-             f"(`torch.set_num_threads(1)`); machine: {platform.machine()}, {os.cpu_count()} shared cores, "
-             "other jobs running (timings are loose). Scaled down from the spec's protocol to fit ~15 min: "
-             "see each section.", ""]
+             f"with `--report-only`); page written {now_utc()}; 1 torch thread (`torch.set_num_threads(1)`) per "
+             "section, each section names its run's machine and load (other jobs running: timings are loose). "
+             "Scaled down from the spec's protocol: see each section.", ""]
     m = results.get("minilm")
     if m:
         lines += ["## zoo:minilm — embedding cosine to the dense model", "",
                   f"First sentences of {m['n_calib'] + m['n_eval']} Python standard-library docstrings "
-                  f"(shuffled, seed 0), {m['n_calib']} calibration / {m['n_eval']} evaluation, max 64 tokens. "
+                  f"(shuffled, seed 0), {m['n_calib']} calibration / {m['n_eval']} evaluation, max {MAX_TOKENS} "
+                  "tokens. "
                   "P = share of the selected matrices' weights kept (uniform `--params P`); mean (min) cosine of "
                   "mean-pooled embeddings to the dense model, then nearest-neighbour agreement "
                   "(relative output MSE in the cached JSON). "
-                  f"Whole model: {m['base_params']:,} params. Grid time {m['seconds']:.0f} s on the loaded machine.",
+                  f"Whole model: {m['base_params']:,} params. Grid time {m['seconds']:.0f} s. {_run(m)}",
                   "",
-                  "| matrices | P | model params kept | SVD | ASVD | whitening | Maestro |",
-                  "|---|---|---|---|---|---|---|"]
+                  *header(["matrices", "P", "model params kept", "SVD", "ASVD", "whitening", "Maestro"])]
         by = {(r["method"], r["group"], r["P"]): r for r in m["rows"]}
         mm = results.get("minilm-maestro")
         for r in mm["rows"] if mm else []:
@@ -343,13 +362,12 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
                 cells.append(f"{r['cos_mean']:.3f} ({r['cos_min']:.3f}), {r['nn']:.2f}" if r else "not run")
                 a, b, c = (by[(x, group, p)]["cos_mean"] for x in ("svd", "asvd", "whiten"))
                 order_ok &= c > b > a
-                lines.append(f"| {group} | {p} | {by[('svd', group, p)]['model_kept']:.1%} | " + " | ".join(cells)
-                             + " |")
-        w80 = by.get(("whiten", "FFN", 0.8))
-        lines += ["", "Targets:", f"- whitening > ASVD > SVD at every P: {_mark(order_ok)}."]
+                lines.append(row([group, p, f"{by[('svd', group, p)]['model_kept']:.1%}", *cells]))
+        w80 = by.get(("whiten", "FFN", WHITEN_P))
+        lines += ["", "Targets:", f"- whitening > ASVD > SVD at every P: {mark(order_ok)}."]
         if w80:
-            lines.append(f"- whitening FFN P = 0.8 mean cosine >= 0.966: {w80['cos_mean']:.3f}, "
-                         f"{_mark(w80['cos_mean'] >= 0.966)}.")
+            lines.append(f"- whitening FFN P = {WHITEN_P} mean cosine >= {WHITEN_COS}: {w80['cos_mean']:.3f}, "
+                         f"{mark(w80['cos_mean'] >= WHITEN_COS)}.")
         if mm:
             kept = ", ".join(f"P {r['P']}: {r['model_kept']:.1%} of the model, ranks "
                              f"{min(r['ranks'].values())}-{max(r['ranks'].values())}" for r in mm["rows"])
@@ -389,17 +407,18 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
                   f"Dense accuracy {d['dense_acc']:.4f}, {d['base_params']:,} params; factored layers: {lay} "
                   f"(head dense). Evaluation on {d['eval_n']} test images; training data "
                   f"{'all of the train split' if not d['train_limit'] else str(d['train_limit']) + ' train images'}."
-                  f" SVD + fine-tune: {d['ft_epochs']} epoch(s) Adam 1e-3, batch 64. Section time "
-                  f"{d['seconds']:.0f} s.", "",
-                  "| --params P | ranks | params (model) | SVD | SVD + fine-tune |", "|---|---|---|---|---|"]
+                  f" SVD + fine-tune: {d['ft_epochs']} epoch(s) {FT_TEXT}. Section time {d['seconds']:.0f} s. "
+                  f"{_run(d)}", "", *header(["--params P", "ranks", "params (model)", "SVD", "SVD + fine-tune"])]
         for r in d["rows"]:
             ranks = "/".join(str(v) for v in r["ranks"].values()) or "dense"
-            lines.append(f"| {r['P']} | {ranks} | {r['params']:,} ({r['params'] / d['base_params']:.1%}) | "
-                         f"{r['svd']:.4f} | {r['svd_ft']:.4f} |")
+            lines.append(row([r["P"], ranks, f"{r['params']:,} ({r['params'] / d['base_params']:.1%})",
+                              f"{r['svd']:.4f}", f"{r['svd_ft']:.4f}"]))
         for mr in d["maestro"]:
             ranks = "/".join(str(v) for v in mr["ranks"].values())
+            how = ", ".join(x for x in (f"Adam {sci(mr['lr'])}" if mr.get("lr") else "Adam",
+                                        f"{mr['sampler']} sampler" if mr.get("sampler") else None) if x)
             lines += ["", f"Maestro from the pretrained model: lambda_gl {mr['lambda']}, {mr['epochs']} epochs "
-                      f"({mr['steps']} steps, Adam 1e-3, independent sampler, {mr['seconds']:.0f} s): ranks {ranks}, "
+                      f"({mr['steps']} steps, {how}, {mr['seconds']:.0f} s): ranks {ranks}, "
                       f"{mr['params']:,} params ({mr['params'] / d['base_params']:.1%}), accuracy {mr['acc']:.4f}. "
                       f"SVD + fine-tune at the same ranks: {mr['svd_ft_same_ranks']:.4f} "
                       f"({mr['svd_ft_same_ranks_params']:,} params)."]
@@ -408,49 +427,49 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
                 lines += ["", f"The same Maestro training (lambda_gl {mr['lambda']}) exported at each budget "
                           "(`--params P`: trailing components dropped greedily, lowest importance per parameter "
                           "first; BatchNorm statistics recomputed when the model has BatchNorm):", "",
-                          "| --params P | params (model) | Maestro exported | SVD + fine-tune (table above) |",
-                          "|---|---|---|---|"]
+                          *header(["--params P", "params (model)", "Maestro exported",
+                                   "SVD + fine-tune (table above)"])]
                 ft = {r["P"]: r["svd_ft"] for r in d["rows"]}
                 for b in mr["budget"]:
-                    lines.append(f"| {b['P']} | {b['params']:,} ({b['params'] / d['base_params']:.1%}) | "
-                                 f"{b['acc']:.4f} | {ft.get(b['P'], float('nan')):.4f} |")
+                    lines.append(row([b["P"], f"{b['params']:,} ({b['params'] / d['base_params']:.1%})",
+                                      f"{b['acc']:.4f}", f"{ft.get(b['P'], float('nan')):.4f}"]))
         best = [(r["params"], r["svd_ft"]) for r in d["rows"]] + [(r["params"], r["svd"]) for r in d["rows"]] + \
                [(mr["params"], mr["acc"]) for mr in d["maestro"]] + \
                [(b["params"], b["acc"]) for mr in d["maestro"] for b in mr.get("budget", [])]
-        ok = [p for p, a in best if p <= 0.5 * d["base_params"] and a >= d["dense_acc"] - 0.01]
+        ok = [p for p, a in best if p <= HALF_SHARE * d["base_params"] and a >= d["dense_acc"] - WITHIN]
         lines.append("")
         if key == "fashion":
             lines += ["The spec sets no fashion-cnn figure yet (this run is the first); the digits targets are "
                       "applied for reference. Training budget here: "
                       f"{d['maestro'][0]['steps'] if d['maestro'] else 0} Maestro steps on {d['train_limit']} images, "
-                      "far below the spec's 10 epochs = 9,380 steps (scaled down to fit the time), and neither the "
+                      f"far below the spec's {SPEC_FASHION_MAESTRO} (scaled down to fit the time), and neither the "
                       "SVD nor the truncated columns recompute BatchNorm statistics (the Maestro exports do).", ""]
         for mr in d["maestro"]:
             share = mr["params"] / d["base_params"]
-            lines.append(f"- Target (spec): Maestro from pretrained <= 15% of the parameters within 1 pp of dense: "
-                         f"{share:.1%} at {mr['acc'] - d['dense_acc']:+.2%} "
-                         f"({_mark(share <= 0.15 and mr['acc'] >= d['dense_acc'] - 0.01)}).")
-        lines += ["- Target (digits spec): <= 50% of the parameters within 1 point of dense: "
-                  + (f"smallest {min(ok):,} params ({min(ok) / d['base_params']:.1%}), {_mark(True)}."
-                     if ok else _mark(False) + ".")]
+            lines.append(f"- Target (spec): Maestro from pretrained <= {MAESTRO_SHARE:.0%} of the parameters within "
+                         f"{100 * WITHIN:g} pp of dense: {share:.1%} at {mr['acc'] - d['dense_acc']:+.2%} "
+                         f"({mark(share <= MAESTRO_SHARE and mr['acc'] >= d['dense_acc'] - WITHIN)}).")
+        lines += [f"- Target (digits spec): <= {HALF_SHARE:.0%} of the parameters within {100 * WITHIN:g} point of "
+                  "dense: " + (f"smallest {min(ok):,} params ({min(ok) / d['base_params']:.1%}), {mark(True)}."
+                               if ok else mark(False) + ".")]
         t = d.get("truncation")
         if t:
             lines += ["", f"### {title}: one training, many sizes", "",
                       f"Maestro with lambda_gl = 0 trained once from the pretrained model for {t['epochs']} epochs "
                       f"({t['seconds']:.0f} s; full-rank accuracy {t['full_rank_acc']:.4f}), then cut to each "
                       "row's ranks without retraining, against post-hoc SVD of the dense model at the same ranks.",
-                      "", "| --params P | params | SVD | Maestro truncated | ranks below 1/8 of full |",
-                      "|---|---|---|---|---|"]
+                      "", *header(["--params P", "params", "SVD", "Maestro truncated",
+                                   f"ranks below 1/{RANK_FRACTION} of full"])]
             ok_all = True
             for r in t["rows"]:
                 if r["below_eighth"]:
                     ok_all &= r["maestro"] >= r["svd"]
-                lines.append(f"| {r['P']} | {r['params']:,} | {r['svd']:.4f} | {r['maestro']:.4f} | "
-                             f"{'yes' if r['below_eighth'] else 'no'} |")
-            lines += ["", f"- Target: Maestro truncated >= SVD at every budget below 1/8 of the ranks: "
-                      f"{_mark(ok_all)}.", f"- Target: full-rank Maestro within 0.5 pp of dense: "
+                lines.append(row([r["P"], f"{r['params']:,}", f"{r['svd']:.4f}", f"{r['maestro']:.4f}",
+                                  "yes" if r["below_eighth"] else "no"]))
+            lines += ["", f"- Target: Maestro truncated >= SVD at every budget below 1/{RANK_FRACTION} of the ranks: "
+                      f"{mark(ok_all)}.", f"- Target: full-rank Maestro within {100 * TRUNC_WITHIN:g} pp of dense: "
                       f"{t['full_rank_acc']:.4f} vs {d['dense_acc']:.4f}, "
-                      f"{_mark(t['full_rank_acc'] >= d['dense_acc'] - 0.005)}."]
+                      f"{mark(t['full_rank_acc'] >= d['dense_acc'] - TRUNC_WITHIN)}."]
         lines.append("")
     lines += ["Not claimed: wall-clock speed-ups (none measured here; fewer MACs is not faster at small r on CPU), "
               "nor the papers' LLaMA / CIFAR-10 figures. `zoo:smollm2-135m` was not run (time).", ""]
@@ -458,9 +477,9 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
+    ap = parser(__doc__)
     ap.add_argument("--sections", default="minilm,digits,fashion")
-    ap.add_argument("--out", default="docs/benchmarks/lowrank.md")
+    ap.add_argument("--out", default=str(DOCS / "lowrank.md"))
     ap.add_argument("--report-only", action="store_true")
     ap.add_argument("--minilm-p", default="0.8,0.6,0.4")
     ap.add_argument("--minilm-maestro-epochs", type=int, default=20)
@@ -472,7 +491,6 @@ def main() -> int:
     args = ap.parse_args()
     args.sections = args.sections.split(",")
     args.minilm_p = [float(p) for p in args.minilm_p.split(",")]
-    torch.set_num_threads(1)
     CACHE.mkdir(exist_ok=True)
     results: dict[str, Any] = {}
     fns = {"minilm": section_minilm, "minilm-maestro": section_minilm_maestro, "digits": section_digits,
@@ -480,12 +498,14 @@ def main() -> int:
     for name in args.sections:
         path = CACHE / f"{name}.json"
         if not args.report_only:
+            run = Run(threads=1)
             torch.manual_seed(0)
             res = fns[name](args)
-            path.write_text(json.dumps(res, default=str))
+            res["run"] = run.finish()
+            dump_json(path, res)
         if path.exists():
-            results[name] = json.loads(path.read_text())
-    Path(args.out).write_text(report(results, args))
+            results[name] = load_json(path)
+    write_page(args.out, report(results, args))
     log(f"wrote {args.out}")
     return 0
 
