@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +46,7 @@ class ProbeResult:
         return str(path)
 
 
-class Probe:
+class Probe(abc.ABC):
     """Base of every probe: subclasses set `name` and `Config` and implement `apply`."""
 
     name: str = ""
@@ -68,5 +69,6 @@ class Probe:
         before any loading; the probe writes them itself unless a dry run."""
         return []
 
+    @abc.abstractmethod
     def apply(self, loaded: LoadedModel | None, cfg: Any, ctx: Context) -> ProbeResult:
-        raise NotImplementedError
+        """Analyse `loaded` (None for probes that read no model) and return the report."""

@@ -9,6 +9,7 @@ checkpoint's recipe records and what `batch` replays); the runner's `data=` fill
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,7 +75,7 @@ class Result:
         return save_result(self, str(path), force=force, argv=argv)
 
 
-class Surgery:
+class Surgery(abc.ABC):
     """Base of every surgery: subclasses set `name` and `Config` and implement `apply`."""
 
     name: str = ""
@@ -89,11 +90,15 @@ class Surgery:
         """Whether this run takes the weight-only path (`apply_weights`)."""
         return False
 
-    def apply_weights(self, ref: ModelRef, cfg: Any, ctx: Context) -> Result:  # pragma: no cover - optional
-        raise NotImplementedError
+    def apply_weights(self, ref: ModelRef, cfg: Any, ctx: Context) -> Result:
+        """The weight-only path (only called when `streams` says so; surgeries without one never stream)."""
+        from dnnkit.errors import RuntimeFailure
 
+        raise RuntimeFailure(f"{self.name} has no weight-only path")
+
+    @abc.abstractmethod
     def apply(self, loaded: LoadedModel, cfg: Any, ctx: Context) -> Result:
-        raise NotImplementedError
+        """Transform `loaded.model` (a fresh load or a copy) and describe what was done."""
 
     def artifact_paths(self, cfg: Any, output: str) -> list[Path]:
         """Files beside the output that the run will write (checked before heavy work)."""
