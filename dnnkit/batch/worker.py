@@ -25,7 +25,7 @@ STATUS_INTERRUPTED = "interrupted"
 EXIT_INTERRUPTED = 130
 LOG_CHARS = 20_000
 _MANAGE_SIGNALS = False  # set in local pool workers; Ray workers keep Ray's own SIGINT handling
-_PENDING_INTERRUPT = False  # a signal came between two items (a Ctrl-C that raced the next item's start)
+_PENDING_INTERRUPT = False  # a Ctrl-C reached this pool worker: it starts no further item
 CommandFactory = Callable[[], Any]  # () -> the Click command that runs `dnnkit ARGV` (injected by the CLI)
 _FACTORY: CommandFactory | None = None
 _COMMAND: Any = None
@@ -79,7 +79,13 @@ def _between_items() -> None:
 
 
 def _interrupt_once(signum: int, frame: Any) -> None:
-    """Turn the first SIGINT/SIGTERM into KeyboardInterrupt (atomic writers clean up); ignore repeats."""
+    """Turn the first SIGINT/SIGTERM into KeyboardInterrupt (atomic writers clean up); ignore repeats.
+
+    The worker stays interrupted: an item already queued to it (the pool queues one ahead) must not
+    start after the Ctrl-C that stopped this one, even when the parent's own signal came while this
+    handler ignored repeats."""
+    global _PENDING_INTERRUPT
+    _PENDING_INTERRUPT = True
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt
@@ -92,7 +98,6 @@ def run_item(argv: list[str], threads: int | None = None, sha_of: str | None = N
     `sha_of`: a reference whose input sha256 is wanted in the result (for outputs batch writes itself).
     `command_factory`: the command to run (already injected by `init_worker` in pool workers).
     """
-    global _PENDING_INTERRUPT
     if command_factory is not None:
         use_command(command_factory)
     if threads is not None:
@@ -111,8 +116,7 @@ def run_item(argv: list[str], threads: int | None = None, sha_of: str | None = N
         if manage:
             signal.signal(signal.SIGINT, _interrupt_once)
             signal.signal(signal.SIGTERM, _interrupt_once)
-            if _PENDING_INTERRUPT:  # Ctrl-C came while this item was on its way: do not start it
-                _PENDING_INTERRUPT = False
+            if _PENDING_INTERRUPT:  # a Ctrl-C reached this worker (between or during items): start nothing more
                 raise KeyboardInterrupt
         sys.argv = ["dnnkit", *argv]  # recorded as `command` in written checkpoints
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
