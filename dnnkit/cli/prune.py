@@ -13,9 +13,21 @@ from dnnkit.cli.shared import DTYPE, GATE, LOAD, WRITE, Shared, shared_options
 @shared_options(LOAD, DTYPE, WRITE, GATE)
 def prune_command(
     model: ModelArg,
-    ratio: Annotated[float, typer.Option("--ratio", help="Fraction of the prunable weights set to zero, in [0, 1).")],
-    method: Annotated[str, typer.Option("--method", help="uniform, uniform-plus, global, erk, lamp (default) or rd.")
-                      ] = "lamp",
+    ratio: Annotated[float | None, typer.Option("--ratio", help="Fraction of the prunable weights set to zero, in "
+                                                                 "[0, 1) (implied by --pattern).")] = None,
+    method: Annotated[str | None, typer.Option("--method", help="How many per layer: uniform, uniform-plus, global, "
+                                                                 "erk, lamp (default), owl (needs --data) or rd.")
+                      ] = None,
+    criterion: Annotated[str, typer.Option("--criterion", help="Which inside a layer: magnitude (free), wanda (one "
+                                                               "calibration pass) or sparsegpt (sequential "
+                                                               "calibration + weight update, the slowest and best); "
+                                                               "auto: sparsegpt with --data, else magnitude.")
+                         ] = "auto",
+    pattern: Annotated[str | None, typer.Option("--pattern", help="N:M: keep at most N of every M consecutive "
+                                                                   "inputs (2:4, 4:8); implies --method uniform.")
+                       ] = None,
+    dampening: Annotated[float, typer.Option("--dampening", help="SparseGPT: fraction of the mean Hessian "
+                                                                 "diagonal added to it.")] = 0.01,
     layer_adaptive: Annotated[bool, typer.Option("--layer-adaptive", help="Same as --method rd (Xu et al. 2023).")
                               ] = False,
     include: Annotated[list[str] | None, typer.Option("--include", help="Also prune tensors matching this glob "
@@ -47,10 +59,17 @@ def prune_command(
     *,
     shared: Shared,
 ) -> None:
-    """Zero a fraction of a model's weights, smallest magnitudes first, with a per-layer allocation."""
+    """Zero a fraction of a model's weights: --method decides how many per layer, --criterion which."""
     from dnnkit.errors import InputError
+    from dnnkit.surgery.prune.criteria.pattern import parse_pattern
     from dnnkit.surgery.prune.run import PruneConfig
 
+    parsed = parse_pattern(pattern)
+    if ratio is None:
+        if parsed is None:
+            raise InputError("missing option --ratio", hint="for example --ratio 0.5, or --pattern 2:4")
+        ratio = parsed.sparsity
+    method = method or ("uniform" if parsed is not None else "lamp")
     if layer_adaptive:
         if method not in ("lamp", "rd"):
             raise InputError(f"--layer-adaptive is --method rd; it conflicts with --method {method}")
@@ -65,7 +84,8 @@ def prune_command(
     cfg = PruneConfig(ratio=ratio, method=method, include=list(include or []), exclude=list(exclude or []),
                       cap=max_layer_sparsity, data=data, calib=calib, seed=seed, objective=objective, levels=levels,
                       dp_units=units, steps=steps, refine=refine, finetune_epochs=finetune_epochs, lr=lr, format=fmt,
-                      batch_size=batch_size, eval_limit=limit, seq_len=seq_len)
+                      batch_size=batch_size, eval_limit=limit, seq_len=seq_len, criterion=criterion, pattern=pattern,
+                      dampening=dampening)
     report = shared.run("prune", model, cfg, "name the pruned checkpoint").report
     shared.out.result(report, lambda console: _render(console, report))
 
@@ -89,7 +109,9 @@ def _render(console: Any, r: dict[str, Any]) -> None:
             cells += [str(row.get("level", "-")), "-" if d is None else f"{d:.4g}"]
         table.add_row(*cells)
     console.print(table)
-    console.print(f"method {r['method']}: target {_pct(r['ratio'])}, achieved {_pct(r['achieved'])} "
+    crit = r.get("criterion") or {"name": "magnitude", "pattern": None}
+    how = crit["name"] + (f" {crit['pattern']}" if crit.get("pattern") else "")
+    console.print(f"method {r['method']}, criterion {how}: target {_pct(r['ratio'])}, achieved {_pct(r['achieved'])} "
                   f"({r['pruned']} of {r['total']} prunable weights zero, {r['kept']} kept)")
     for when in ("before", "after"):
         m = r["metrics"].get(when)

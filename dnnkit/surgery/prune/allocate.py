@@ -17,7 +17,7 @@ from dnnkit.surgery.prune.masks import lamp_scores
 from dnnkit.surgery.prune.select import select_counts
 
 DATA_FREE = ("uniform", "uniform-plus", "global", "erk", "lamp")
-METHODS = (*DATA_FREE, "rd")
+METHODS = (*DATA_FREE, "owl", "rd")
 GetFn = Callable[[str], torch.Tensor]
 
 

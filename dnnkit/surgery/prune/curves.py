@@ -341,9 +341,11 @@ def layer_variants(weight: torch.Tensor, zero_counts: list[int]) -> list[torch.T
 
 
 def measure_curves(meter: DistortionMeter, weights: dict[str, torch.Tensor], zero_options: dict[str, list[int]],
-                   current_zeros: dict[str, int] | None = None, progress: Any = None) -> Curves:
+                   current_zeros: dict[str, int] | None = None, progress: Any = None,
+                   variants: Callable[[str, torch.Tensor, list[int]], list[torch.Tensor]] | None = None) -> Curves:
     """D_l(z) for every layer and option; options at or below the layer's current zeros cost 0
-    (the mask does not change), repeated counts are measured once."""
+    (the mask does not change), repeated counts are measured once. `variants(name, weight, zs)` makes
+    each level's weight (default: magnitude masks; rd over Wanda/SparseGPT passes the criterion's)."""
     names = list(zero_options)
     t0 = time.perf_counter()
     task = progress.task("rd curves", len(names)) if progress is not None else None
@@ -354,7 +356,8 @@ def measure_curves(meter: DistortionMeter, weights: dict[str, torch.Tensor], zer
         todo = sorted({z for z in opts if z > have})
         meter.stats.skipped_levels += len(opts) - len(todo)
         meter.stats.measured_levels += len(todo)
-        values = dict(zip(todo, meter.measure(name, layer_variants(weights[name], todo)), strict=True)) if todo else {}
+        made = variants(name, weights[name], todo) if variants is not None else layer_variants(weights[name], todo)
+        values = dict(zip(todo, meter.measure(name, made), strict=True)) if todo else {}
         out_z.append(list(opts))
         out_d.append([values.get(z, 0.0) for z in opts])
         if task is not None:

@@ -11,6 +11,9 @@ import torch
 from dnnkit.errors import InputError
 from dnnkit.progress import ProgressReporter, or_null
 from dnnkit.surgery.prune.allocate import allocate
+from dnnkit.surgery.prune.criteria.apply import apply_criterion, check_pattern
+from dnnkit.surgery.prune.criteria.owl import owl_zeros
+from dnnkit.surgery.prune.criteria.variants import criterion_variants
 from dnnkit.surgery.prune.curves import Curves, reference_outputs
 from dnnkit.surgery.prune.layers import PrunableLayer, network_weight_names, scan_layers, select_layers
 from dnnkit.surgery.prune.lm_head import head_shortcut
@@ -66,6 +69,11 @@ def check_budget(layers: list[PrunableLayer], opts: PruneConfig) -> None:
                              hint="lower --ratio or raise --max-layer-sparsity")
 
 
+def _calibration_batch(opts: PruneConfig, task: str) -> int:
+    """Rows per calibration forward of the calibrated criteria (im2col and Hessians stay small)."""
+    return min(opts.batch_size, 32) if task == "classifier" else min(opts.batch_size, 8)
+
+
 def _calibration(loaded: Any, opts: PruneConfig) -> Any:
     from dnnkit.metrics import load_inputs
 
@@ -117,9 +125,12 @@ def prune_network(loaded: Any, layers: list[PrunableLayer], opts: PruneConfig,
     timing = {"curves_s": 0.0, "dp_s": 0.0, "finetune_s": 0.0, "naive_estimate_s": 0.0, "allocation_s": 0.0}
     report: dict[str, Any] = {"metrics": {}, "additivity": None, "steps": []}
     check_budget(layers, opts)
+    spec = opts.criterion_spec()
+    check_pattern(model, names, spec.pattern)
     calib = train = test = None
+    batch = _calibration_batch(opts, task)
     if opts.data is not None:
-        calib = _calibration(loaded, opts) if opts.method == "rd" else None
+        calib = _calibration(loaded, opts) if opts.method in ("rd", "owl") or spec.calibrated else None
         if calib is not None:
             import hashlib
 
@@ -148,12 +159,13 @@ def prune_network(loaded: Any, layers: list[PrunableLayer], opts: PruneConfig,
             reference = reference_outputs(model, task, calib, opts.batch_size if calib.kind == "images" else 8, head)
             key = f"{j}"
             cached = (curves_cache or {}).get(key) if opts.steps == 1 else None
+            variants = criterion_variants(model, task, calib, names, spec, batch) if spec.calibrated else None
             outcome: RDOutcome = rd_allocate(model, task, calib, reference, cur, r, levels=opts.levels,
                                              cap=opts.rd_cap, objective=opts.objective, dp_units=opts.dp_units,
                                              batch_size=opts.batch_size, iterative=j > 1 or any(layer.zeros for
                                                                                                  layer in cur),
                                              refine=opts.refine if j == len(ratios) else 0, curves=cached,
-                                             progress=progress, head=head)
+                                             progress=progress, head=head, variants=variants)
             if curves_cache is not None and opts.steps == 1:
                 curves_cache[key] = outcome.curves
             zeros = outcome.zeros
@@ -189,12 +201,26 @@ def prune_network(loaded: Any, layers: list[PrunableLayer], opts: PruneConfig,
                     # the grid level nearest to the final count (the top-up may land between levels)
                     rd_extra[name] = {"distortion": d_here, "level": round(zeros[k] / n * (opts.levels - 1)),
                                       "on_grid": zeros[k] in zs}
+        elif opts.method == "owl":
+            t0 = time.perf_counter()
+            zeros, step["owl"] = owl_zeros(model, task, calib, cur, r, batch, opts.cap)
+            timing["allocation_s"] += time.perf_counter() - t0
         else:
             t0 = time.perf_counter()
             zeros = allocate(opts.method, cur, r, lambda n: params[n].detach(), opts.cap)
             timing["allocation_s"] += time.perf_counter() - t0
-        weights = {n: params[n].detach().clone() for n in names}
-        masks = apply_zeros(params, weights, names, zeros)
+        if spec.name == "magnitude" and spec.pattern is None:
+            weights = {n: params[n].detach().clone() for n in names}
+            masks = apply_zeros(params, weights, names, zeros)
+        else:
+            t0 = time.perf_counter()
+            outcomes = apply_criterion(model, task, calib, names, zeros, spec, batch, progress)
+            timing["criterion_s"] = timing.get("criterion_s", 0.0) + time.perf_counter() - t0
+            masks = {n: outcomes[n]["keep"] for n in names}
+            zeros = [outcomes[n]["zeros"] for n in names]
+            for n in names:
+                rd_extra.setdefault(n, {}).update(criterion=outcomes[n]["criterion"],
+                                                  relative_error=outcomes[n]["relative_error"])
         if opts.finetune_epochs > 0:
             timing["finetune_s"] += finetune(model, masks, train, opts, progress)
         cur = [PrunableLayer(layer.name, layer.shape, z) for layer, z in zip(layers, zeros, strict=True)]
@@ -204,6 +230,10 @@ def prune_network(loaded: Any, layers: list[PrunableLayer], opts: PruneConfig,
         report["metrics"]["after"], _ = held_out_metrics(loaded, model, opts, test, y_dense_test)
     total = sum(layer.n for layer in layers)
     rows = layer_rows(layers, zeros, rd_extra)
+    report["criterion"] = {"name": spec.name, "pattern": None if spec.pattern is None else str(spec.pattern),
+                           "dampening": spec.dampening if spec.name == "sparsegpt" else None,
+                           "block_size": spec.block_size if spec.name == "sparsegpt" else None,
+                           "sequential": spec.calibrated}
     report.update({"layers": rows, "zeros": zeros, "achieved": sum(zeros) / total, "pruned": sum(zeros),
                    "kept": total - sum(zeros), "total": total, "timing": timing})
     report.setdefault("warnings", [])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,9 +100,12 @@ def solve_allocation(curves: Curves, survivors: int, dp_units: int | None) -> tu
 def rd_allocate(model: nn.Module, task: str, calib: Any, reference: torch.Tensor, layers: list[PrunableLayer],
                 ratio: float, *, levels: int, cap: float, objective: str, dp_units: int | None, batch_size: int,
                 iterative: bool = False, refine: int = 0, curves: Curves | None = None,
-                progress: Any = None, head: HeadShortcut | None = None) -> RDOutcome:
+                progress: Any = None, head: HeadShortcut | None = None,
+                variants: Callable[[str, torch.Tensor, list[int]], list[torch.Tensor]] | None = None) -> RDOutcome:
     """Curves (or reuse `curves`), DP, masks applied to `model`, additivity check, optional refine.
-    `reference` is Y on `calib` from `reference_outputs` with the same `head` (the LM-head shortcut)."""
+    `reference` is Y on `calib` from `reference_outputs` with the same `head` (the LM-head shortcut).
+    With `variants` (rd over a calibrated criterion) the curves and the check use the criterion's
+    weights, and the model is left dense: the caller prunes it to the returned counts."""
     names = [layer.name for layer in layers]
     params = dict(model.named_parameters())
     weights = {n: params[n].detach().clone() for n in names}
@@ -114,10 +118,20 @@ def rd_allocate(model: nn.Module, task: str, calib: Any, reference: torch.Tensor
     meter = DistortionMeter(model, task, calib, reference, names, objective, batch_size, head=head)
     if curves is None:
         options = layer_options(layers, levels, cap, iterative)
-        curves = measure_curves(meter, weights, options, {layer.name: layer.zeros for layer in layers}, progress)
+        curves = measure_curves(meter, weights, options, {layer.name: layer.zeros for layer in layers}, progress,
+                                variants)
         curves.levels = levels
     curves = floor_existing_zeros(curves, layers)
     zeros, dp_s, unit, topped, predicted = solve_allocation(curves, survivors, dp_units)
+    if variants is not None:
+        with torch.no_grad():
+            for name, z in zip(names, zeros, strict=True):
+                params[name].copy_(variants(name, weights[name], [z])[0])
+        measured = meter.measure_model()
+        with torch.no_grad():
+            for name in names:
+                params[name].copy_(weights[name])
+        return RDOutcome(zeros, curves, dp_s, unit, topped, predicted, measured)
     apply_zeros(params, weights, names, zeros)
     measured = meter.measure_model()
     outcome = RDOutcome(zeros, curves, dp_s, unit, topped, predicted, measured)

@@ -40,6 +40,23 @@ class PruneConfig:
     batch_size: int = 256
     eval_limit: int | None = None
     seq_len: int = 64
+    criterion: str = "auto"  # magnitude | wanda | sparsegpt; auto: sparsegpt with --data, else magnitude
+    pattern: str | None = None  # N:M
+    dampening: float = 0.01
+    block_size: int = 128
+
+    @property
+    def resolved_criterion(self) -> str:
+        if self.criterion != "auto":
+            return self.criterion
+        return "sparsegpt" if self.data is not None else "magnitude"
+
+    def criterion_spec(self) -> Any:
+        """The CriterionSpec of this run."""
+        from dnnkit.surgery.prune.criteria.apply import CriterionSpec
+        from dnnkit.surgery.prune.criteria.pattern import parse_pattern
+
+        return CriterionSpec(self.resolved_criterion, parse_pattern(self.pattern), self.dampening, self.block_size)
 
     @property
     def rd_cap(self) -> float:
@@ -50,7 +67,8 @@ class PruneConfig:
         validate_options(self)
 
     def needs_network(self) -> bool:
-        return self.method == "rd" or self.steps > 1 or self.finetune_epochs > 0
+        return (self.method in ("rd", "owl") or self.steps > 1 or self.finetune_epochs > 0
+                or self.resolved_criterion != "magnitude")
 
     def params(self) -> dict[str, Any]:
         """The recipe step's params."""
@@ -58,7 +76,9 @@ class PruneConfig:
         return {"method": self.method, "ratio": self.ratio, "objective": self.objective if rd else None,
                 "levels": self.levels if self.method == "rd" else None, "steps": self.steps, "refine": self.refine,
                 "calib": self.calib if self.method == "rd" else None, "seed": self.seed, "data": self.data,
-                "cap": self.rd_cap if self.method == "rd" else self.cap, "finetune_epochs": self.finetune_epochs}
+                "cap": self.rd_cap if self.method == "rd" else self.cap, "finetune_epochs": self.finetune_epochs,
+                "criterion": self.resolved_criterion, "pattern": self.pattern,
+                "dampening": self.dampening if self.resolved_criterion == "sparsegpt" else None}
 
 
 def validate_options(opts: PruneConfig) -> None:
@@ -83,6 +103,36 @@ def validate_options(opts: PruneConfig) -> None:
         raise InputError("--steps must be >= 1, --refine and --finetune-epochs >= 0")
     if opts.refine and opts.method != "rd":
         raise InputError("--refine corrects the rd allocation: use it with --method rd")
+    _check_criterion(opts)
+
+
+def _check_criterion(opts: PruneConfig) -> None:
+    from dnnkit.surgery.prune.criteria import CALIBRATED, CRITERIA
+    from dnnkit.surgery.prune.criteria.pattern import parse_pattern
+
+    if opts.criterion not in (*CRITERIA, "auto"):
+        raise InputError(f"unknown --criterion {opts.criterion!r}", hint=f"use one of {', '.join(CRITERIA)}")
+    if opts.criterion in CALIBRATED and opts.data is None:
+        raise InputError(f"--criterion {opts.criterion} needs calibration data: add --data (e.g. wiki or digits)")
+    if opts.method == "owl" and opts.data is None:
+        raise InputError("--method owl needs calibration data: add --data (e.g. wiki or digits)")
+    if opts.refine and opts.resolved_criterion in CALIBRATED:
+        raise InputError(f"--refine re-measures magnitude masks: use it with --criterion magnitude, "
+                         f"not {opts.resolved_criterion}")
+    if not (math.isfinite(opts.dampening) and 0 < opts.dampening < 10):
+        raise InputError(f"--dampening must be in (0, 10), got {opts.dampening}")
+    pattern = parse_pattern(opts.pattern)
+    if pattern is None:
+        return
+    if opts.method != "uniform":
+        raise InputError(f"--pattern {pattern} prunes every layer alike: it works with --method uniform, "
+                         f"not {opts.method}")
+    if abs(opts.ratio - pattern.sparsity) > 1e-9:
+        raise InputError(f"--pattern {pattern} prunes {100 * pattern.sparsity:g} % of every layer; "
+                         f"--ratio {opts.ratio} disagrees", hint=f"drop --ratio or pass --ratio {pattern.sparsity:g}")
+    if opts.block_size % pattern.m:
+        raise InputError(f"--pattern {pattern}: the SparseGPT block size {opts.block_size} is not a multiple of "
+                         f"{pattern.m}")
 
 
 def step_ratios(ratio: float, steps: int) -> list[float]:

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from dnnkit.models.atomic import atomic_file
 from dnnkit.models.save import complete_record
@@ -22,9 +25,11 @@ DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16
 
 
 def write_pruned_file(source: WeightSource, out: Path, zeros: dict[str, int], record: dict[str, Any],
-                      sparse: bool) -> dict[str, Any]:
+                      sparse: bool, keep: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
+                      ) -> dict[str, Any]:
     """Write every tensor of `source` to `out`, the prunable ones masked (and bitmask-encoded when
-    `sparse` and it pays). Atomic; returns the completed record."""
+    `sparse` and it pays). `keep(tensor, zeros)` makes a keep-mask (default: magnitude order; it must
+    remove exactly `zeros`). Atomic; returns the completed record."""
     from dnnkit.models.safetensors_io import StreamingWriter
 
     record = complete_record(record)
@@ -46,7 +51,8 @@ def write_pruned_file(source: WeightSource, out: Path, zeros: dict[str, int], re
         for name in source.names():
             tensor = source.get(name)
             if name in zeros:
-                tensor = tensor * keep_mask(tensor, zeros[name]).to(tensor.dtype)
+                mask = keep_mask(tensor, zeros[name]) if keep is None else keep(tensor, zeros[name])
+                tensor = tensor * mask.to(tensor.dtype)
             if name in encoded:
                 for key, part in encode_sparse(name, tensor).items():
                     writer.write(key, part)

@@ -5,6 +5,7 @@ holding the whole model in memory.
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -77,8 +78,25 @@ class PruneSurgery(Surgery):
             names_default = file_weight_names(source)
         names = select_layers(names_default, all_names, floats, cfg.include, cfg.exclude)
         layers = scan_layers(source, names)
-        zeros, timing = prune_weights(source, layers, cfg, ctx.progress)
+        pattern = cfg.criterion_spec().pattern
+        keep = None
+        if pattern is not None:
+            from dnnkit.surgery.prune.criteria.pattern import check_columns, magnitude_pattern_keep
+
+            for layer in layers:
+                check_columns(pattern, layer.name, math.prod(layer.shape[1:]))
+
+            def keep(tensor: Any, _zeros: int) -> Any:
+                return magnitude_pattern_keep(tensor, pattern)
+
+            t_alloc = time.perf_counter()
+            zeros = [int((~magnitude_pattern_keep(source.get(layer.name), pattern)).sum()) for layer in layers]
+            timing = {"allocation_s": time.perf_counter() - t_alloc}
+        else:
+            zeros, timing = prune_weights(source, layers, cfg, ctx.progress)
         report = {**_base_report(cfg), **summary(layers, zeros, cfg)}
+        report["criterion"] = {"name": "magnitude", "pattern": None if pattern is None else str(pattern),
+                               "dampening": None, "block_size": None, "sequential": False}
         report["timing"]["allocation_s"] = timing["allocation_s"]
         report["bytes"] = {"in": ref.path.stat().st_size, "out": None}
         report["output"] = None
@@ -92,7 +110,7 @@ class PruneSurgery(Surgery):
             if ctx.argv is not None:
                 record["command"] = ctx.argv
             write_pruned_file(source, Path(ctx.output), dict(zip(names, zeros, strict=True)), record,
-                              cfg.format == "sparse")
+                              cfg.format == "sparse", keep)
             report["output"] = ctx.output
         report["timing"]["total_s"] = time.perf_counter() - t0
         return Result(None, step, report, written=ctx.output is not None)

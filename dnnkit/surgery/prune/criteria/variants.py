@@ -1,0 +1,54 @@
+"""Curves over a calibrated criterion: for rd, each layer's variant at each level is the layer
+pruned by Wanda or SparseGPT (with its weight update) from the dense model's input statistics,
+so the DP allocates over what the criterion actually produces."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from dnnkit.metrics import Inputs
+from dnnkit.surgery.prune.criteria.apply import CriterionSpec, module_of
+from dnnkit.surgery.prune.criteria.sparsegpt import sparsegpt_prune
+from dnnkit.surgery.prune.criteria.stats import InputStats, gather
+from dnnkit.surgery.prune.criteria.view import LayerView, layer_view
+from dnnkit.surgery.prune.criteria.wanda import wanda_prune
+
+Variants = Callable[[str, torch.Tensor, list[int]], list[torch.Tensor]]
+
+
+@torch.no_grad()
+def criterion_variants(model: nn.Module, task: str, calib: Inputs, names: list[str], spec: CriterionSpec,
+                       batch: int) -> Variants:
+    """A `variants(name, weight, zero_counts)` function for rd curves, from one dense stats pass."""
+    from dnnkit.surgery.prune.criteria.sequential import forward_batch
+    from dnnkit.surgery.prune.curves import layer_variants
+
+    views: dict[str, LayerView] = {}
+    for name in names:
+        view = layer_view(name, module_of(model, name)) if name.endswith("weight") else None
+        if view is not None:
+            views[name] = view
+    model.eval()
+    with gather(list(views.values()), hessian=spec.name == "sparsegpt") as stats:
+        for i in range(0, len(calib), batch):
+            forward_batch(model, task, calib.slice(i, i + batch))
+    held: dict[str, InputStats] = dict(stats)
+
+    def variants(name: str, weight: torch.Tensor, zero_counts: list[int]) -> list[torch.Tensor]:
+        view = views.get(name)
+        if view is None:
+            return layer_variants(weight, zero_counts)
+        w2d, out = view.to2d(weight), []
+        for z in zero_counts:
+            if spec.name == "sparsegpt":
+                pruned = sparsegpt_prune(w2d, held[name].hessian, z, name, None, spec.dampening,
+                                         spec.block_size).weight
+            else:
+                pruned = wanda_prune(w2d, held[name].col_sq, z)[0]
+            out.append(view.from2d(pruned).to(weight.dtype))
+        return out
+
+    return variants
