@@ -13,7 +13,7 @@ import torch
 
 from dnnkit.errors import InputError
 from dnnkit.surgery.prune.layers import PrunableLayer
-from dnnkit.surgery.prune.masks import lamp_scores
+from dnnkit.surgery.prune.masks import lamp_sorted_scores
 from dnnkit.surgery.prune.select import select_counts
 
 DATA_FREE = ("uniform", "uniform-plus", "global", "erk", "lamp")
@@ -172,7 +172,7 @@ def allocate(method: str, layers: list[PrunableLayer], ratio: float, get: GetFn,
         dens = erk_density(layers, total - p)
         return integerize([layer.n * (1 - d) for layer, d in zip(layers, dens, strict=True)], lo, hi, p)
     if method == "global":
-        return _select_with_caps(layers, p, hi, lambda name: get(name).detach().reshape(-1).abs().float())
-    if method == "lamp":
-        return _select_with_caps(layers, p, hi, lambda name: lamp_scores(get(name)))
+        return _select_with_caps(layers, p, hi, get)  # select_counts takes |w| as float32 itself
+    if method == "lamp":  # only how many scores fall below the cut matters: sorted scores, one sort
+        return _select_with_caps(layers, p, hi, lambda name: lamp_sorted_scores(get(name)))
     raise InputError(f"unknown --method {method!r}", hint=f"use one of {', '.join(METHODS)}")

@@ -1,9 +1,17 @@
 """Magnitude order and keep-masks: every method prunes a layer's zeros first, then ascending |w|,
-ties broken by flat index (a stable sort), so methods differ only in how many each layer loses."""
+ties broken by flat index (a stable sort), so methods differ only in how many each layer loses.
+
+`keep_mask` never sorts: the z-th smallest |w| (kthvalue) is the threshold, everything below it
+goes, and of the entries equal to it only the first ones by flat index go, which is exactly the
+stable sort's order. `lamp_sorted_scores` sorts once (unstable: equal values are interchangeable
+in a sorted array) in the narrowest float dtype that holds |w| exactly.
+"""
 
 from __future__ import annotations
 
 import torch
+
+_NARROW = (torch.float32, torch.float16, torch.bfloat16)
 
 
 def magnitude_ranks(weight: torch.Tensor) -> torch.Tensor:
@@ -17,7 +25,21 @@ def magnitude_ranks(weight: torch.Tensor) -> torch.Tensor:
 
 def keep_mask(weight: torch.Tensor, zeros: int) -> torch.Tensor:
     """Boolean keep-mask (same shape) that removes exactly `zeros` entries in magnitude order."""
-    return (magnitude_ranks(weight) >= zeros).reshape(weight.shape)
+    flat = weight.detach().reshape(-1).abs().float()
+    n = flat.numel()
+    if zeros <= 0:
+        return torch.ones(weight.shape, dtype=torch.bool, device=weight.device)
+    if zeros >= n:
+        return torch.zeros(weight.shape, dtype=torch.bool, device=weight.device)
+    t = flat.kthvalue(zeros).values
+    if bool(torch.isnan(t)):  # the cut reaches into NaNs, whose mutual order the threshold cannot tell
+        return (magnitude_ranks(weight) >= zeros).reshape(weight.shape)
+    drop = flat <= t  # NaN compares false: kept, as the sort puts it last
+    extra = int(drop.sum()) - zeros  # entries equal to t beyond the quota: the last ones by index stay
+    if extra > 0:
+        ties = (flat == t).nonzero().reshape(-1)
+        drop[ties[ties.numel() - extra:]] = False
+    return drop.logical_not_().reshape(weight.shape)
 
 
 def level_zeros(n: int, levels: int) -> list[int]:
@@ -25,16 +47,36 @@ def level_zeros(n: int, levels: int) -> list[int]:
     return [d * n // (levels - 1) for d in range(levels)]
 
 
+def _abs_for_sort(weight: torch.Tensor) -> torch.Tensor:
+    """|w| flat, in float32 when that holds every value exactly (float32/16/bf16), else float64."""
+    flat = weight.detach().reshape(-1)
+    return flat.abs().float() if flat.dtype in _NARROW else flat.double().abs()
+
+
+def _scores_of_sorted(sorted_abs: torch.Tensor) -> torch.Tensor:
+    """LAMP scores (float32) of an ascending |w| array; float64 sums, as the definition fixes."""
+    sq = sorted_abs.double()
+    sq = sq * sq
+    suffix = torch.flip(torch.cumsum(torch.flip(sq, [0]), 0), [0])
+    return torch.where(suffix > 0, sq / suffix.clamp_min(1e-300), torch.zeros_like(suffix)).float()
+
+
+def lamp_sorted_scores(weight: torch.Tensor) -> torch.Tensor:
+    """LAMP scores in ascending-|w| order (flat, float32): the multiset `lamp_scores` holds, one sort.
+
+    Enough for allocation, which counts how many scores fall below a threshold; scores rise along
+    the magnitude order, so a layer's count is also its zero count in magnitude order.
+    """
+    return _scores_of_sorted(torch.sort(_abs_for_sort(weight)).values)
+
+
 def lamp_scores(weight: torch.Tensor) -> torch.Tensor:
     """LAMP score of every entry (flat, float32): w_(u)^2 / sum_{v>=u} w_(v)^2 in ascending-|w| order.
 
     Scores rise along the magnitude order (ties by index), and the largest weight scores 1.
     """
-    flat = weight.detach().reshape(-1).double()
-    sq_sorted, order = torch.sort(flat.abs(), stable=True)
-    sq_sorted = sq_sorted * sq_sorted
-    suffix = torch.flip(torch.cumsum(torch.flip(sq_sorted, [0]), 0), [0])
-    sorted_scores = torch.where(suffix > 0, sq_sorted / suffix.clamp_min(1e-300), torch.zeros_like(suffix))
+    sorted_abs, order = torch.sort(_abs_for_sort(weight), stable=True)
+    sorted_scores = _scores_of_sorted(sorted_abs)
     scores = torch.empty_like(sorted_scores)
     scores[order] = sorted_scores
-    return scores.float()
+    return scores

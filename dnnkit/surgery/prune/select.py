@@ -15,8 +15,9 @@ ValuesFn = Callable[[str], torch.Tensor]
 
 
 def _bits(values: torch.Tensor) -> torch.Tensor:
+    """The bit patterns of |values| as float32, as int32 (non-negative floats sort like them)."""
     v = values.detach().reshape(-1).float().abs()
-    return v.contiguous().view(torch.int32).long()
+    return v.contiguous().view(torch.int32)
 
 
 def select_counts(names: list[str], values_fn: ValuesFn, p: int) -> dict[str, int]:
@@ -28,11 +29,15 @@ def select_counts(names: list[str], values_fn: ValuesFn, p: int) -> dict[str, in
     if p <= 0:
         return dict.fromkeys(names, 0)
     hist = torch.zeros(1 << 15, dtype=torch.long)
+    sizes: dict[str, int] = {}
     for name in names:
-        hist += torch.bincount(_bits(values_fn(name)) >> 16, minlength=1 << 15)
+        bits = _bits(values_fn(name))
+        sizes[name] = bits.numel()
+        hist += torch.bincount(bits >> 16, minlength=1 << 15)
+        del bits
     total = int(hist.sum())
     if p >= total:
-        return {name: int(values_fn(name).numel()) for name in names}
+        return sizes
     cum = torch.cumsum(hist, 0)
     hi = int(torch.searchsorted(cum, torch.tensor(p), right=False))  # first bucket with cum >= p
     below_hi = int(cum[hi - 1]) if hi > 0 else 0
@@ -40,9 +45,12 @@ def select_counts(names: list[str], values_fn: ValuesFn, p: int) -> dict[str, in
     per_lt: dict[str, int] = {}
     per_bucket: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     for name in names:
-        bits = _bits(values_fn(name))
-        in_bucket = bits[(bits >> 16) == hi] & 0xFFFF
-        per_lt[name] = int(((bits >> 16) < hi).sum())
+        top = _bits(values_fn(name))
+        low = top & 0xFFFF
+        top >>= 16
+        in_bucket = low[top == hi].long()
+        per_lt[name] = int((top < hi).sum())
+        del top, low
         uniq, cnt = torch.unique(in_bucket, return_counts=True)
         per_bucket[name] = (uniq, cnt)
         low_hist.index_add_(0, uniq, cnt)
