@@ -38,6 +38,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("prune", "prune", "prune_command"),
     ("hash-codes", "hash_codes", "hash_codes_command"),
     ("linear-interpret", "linear_interpret", "linear_interpret_command"),
+    ("export", "export", "export_command"),
 ]
 
 

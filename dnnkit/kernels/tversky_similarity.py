@@ -102,6 +102,8 @@ def _diff_grads(u: torch.Tensor, v: torch.Tensor, substract: bool) -> tuple[torc
 
 
 def _chunk(n: int, k: int) -> int:
+    if not isinstance(n, int):  # a symbolic batch (torch.export): chunks sized for a batch of 64, fixed in the graph
+        n = 64
     return max(1, CHUNK_ELEMENTS // max(1, n * k))
 
 
