@@ -124,24 +124,9 @@ def _version_callback(value: bool) -> None:
 
 def _load_config(ctx: typer.Context, path: str) -> None:
     """Turn a YAML file into Click's default_map, so flags given on the command line override it."""
-    import yaml
+    from dnnkit.cli.config_file import read_config
 
-    from dnnkit.errors import InputError
-
-    try:
-        with open(path, encoding="utf-8") as fh:
-            raw = yaml.safe_load(fh) or {}
-    except OSError as exc:
-        raise InputError(f"cannot read --config {path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise InputError(f"--config {path} is not valid YAML") from exc
-    if not isinstance(raw, dict):
-        raise InputError(f"--config {path} must hold a mapping of option names to values")
-
-    def norm(d: dict) -> dict:
-        return {str(k).lstrip("-").replace("-", "_"): (norm(v) if isinstance(v, dict) else v) for k, v in d.items()}
-
-    raw = norm(raw)
+    raw = read_config(path, {c[0] for c in COMMANDS})
     sub = ctx.invoked_subcommand
     per_command = {k: v for k, v in raw.items() if isinstance(v, dict) and k in {c[0] for c in COMMANDS}}
     flat = {k: v for k, v in raw.items() if k not in per_command}

@@ -37,9 +37,13 @@ def split_documents(raw: str) -> list[str]:
 def load_text(path: Path, split: str, name: str) -> TextData:
     """Documents of a text file; the first 90 % are 'train', the last 10 % 'test' (fixed)."""
     try:
-        raw = Path(path).read_text(encoding="utf-8")
+        raw = Path(path).read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InputError(f"text {path}: not UTF-8 text") from exc
+        raise InputError(f"text {path}: not UTF-8 text (invalid byte at offset {exc.start})") from exc
+    except OSError as exc:
+        raise InputError(f"text {path}: cannot read ({exc.strerror})") from exc
+    if "\x00" in raw:
+        raise InputError(f"text {path}: holds NUL bytes (a binary file, not text)")
     docs = split_documents(raw)
     if len(docs) < 2:
         docs = [line.strip() for line in raw.splitlines() if line.strip()]

@@ -34,6 +34,52 @@ def load_gguf_model_and_tokenizer(path: Path) -> tuple[Any, Any]:
     return model.eval(), tokenizer
 
 
+GGUF_MAGIC = b"GGUF"
+MAX_GGUF_DIMS = 8
+
+
+def open_gguf_reader(path: Path) -> Any:
+    """A `gguf.GGUFReader` over `path`, after checks the reader leaves out; every failure is one InputError.
+
+    The header's counts are checked against the file size before the reader walks them, and each
+    tensor's shape against the bytes the file holds for it (a tensor can never claim more data
+    than the file has, so nothing read from a GGUF header sizes an allocation).
+    """
+    import math
+
+    where = str(path)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            head = fh.read(24)
+    except OSError as exc:
+        raise InputError(f"cannot read {where}: {exc.strerror}") from exc
+    if len(head) < 24 or head[:4] != GGUF_MAGIC:
+        raise InputError(f"{where} is not a GGUF file (no GGUF magic)" if head[:4] != GGUF_MAGIC
+                         else f"{where} is truncated (only {size} bytes)")
+    n_tensors, n_kv = int.from_bytes(head[8:16], "little"), int.from_bytes(head[16:24], "little")
+    if n_tensors * 24 > size or n_kv * 12 > size:  # a tensor entry takes >= 24 bytes, a key/value >= 12
+        raise InputError(f"{where}: its header counts {n_tensors} tensors and {n_kv} keys, more than a "
+                         f"{size}-byte file can hold", hint="the file is truncated or corrupt")
+    try:
+        from gguf import GGUFReader
+
+        reader = GGUFReader(str(path))
+        tensors = list(reader.tensors)
+        for t in tensors:
+            dims = [int(d) for d in t.shape.tolist()]
+            if not 1 <= len(dims) <= MAX_GGUF_DIMS or math.prod(dims) != int(t.n_elements):
+                raise ValueError(f"tensor {t.name!r} has an invalid shape {dims[:MAX_GGUF_DIMS]}")
+            if int(t.data_offset) + int(t.n_bytes) > size or t.data.nbytes != int(t.n_bytes):
+                raise ValueError(f"tensor {t.name!r} claims more data than the file holds")
+    except MemoryError as exc:
+        raise InputError(f"{where} is not a readable GGUF file (its header asks for too much memory)") from exc
+    except Exception as exc:  # noqa: BLE001 - any parse failure of an untrusted file is bad input
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else "no detail"
+        raise InputError(f"{where} is not a readable GGUF file ({type(exc).__name__}: {first})") from exc
+    return reader
+
+
 def gguf_cache_dir(path: Path, sha256: str) -> Path:
     """Where a GGUF file's converted Hugging Face folder is cached."""
     from dnnkit.home import dnnkit_home

@@ -13,7 +13,7 @@ import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from dnnkit.errors import InputError
+from dnnkit.errors import DnnkitError, InputError
 
 if TYPE_CHECKING:
     from torch import nn
@@ -45,10 +45,19 @@ def _lookup(op: str) -> ReplayFn:
 
 def replay(model: nn.Module, recipe: list[dict[str, Any]]) -> nn.Module:
     """Apply each recipe step's structural change to a freshly built base model, in order."""
-    for step in recipe:
-        if not isinstance(step, dict) or "op" not in step:
-            raise InputError("checkpoint recipe has a malformed step (no 'op')")
-        model = _lookup(step["op"])(model, step)
+    for i, step in enumerate(recipe):
+        if not isinstance(step, dict) or not isinstance(step.get("op"), str):
+            raise InputError(f"checkpoint recipe step {i} is malformed (no 'op' name)")
+        fn = _lookup(step["op"])
+        try:
+            model = fn(model, step)
+        except DnnkitError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
+            # the step came from a file: a parameter of the wrong type or a name the network lacks is bad input
+            first = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+            raise InputError(f"checkpoint recipe step {i} ({step['op']!r}) cannot be replayed "
+                             f"({type(exc).__name__}: {first})") from exc
     return model
 
 

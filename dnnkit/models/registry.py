@@ -7,7 +7,6 @@ operations on bare files. Both validate their input before reading tensor data.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,10 +116,16 @@ def hf_weight_files(folder: Path) -> list[Path]:
     """The weight files of a Hugging Face folder, or an InputError when it has none."""
     index = folder / "model.safetensors.index.json"
     if index.is_file():
-        try:
-            shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        except (json.JSONDecodeError, KeyError, AttributeError) as exc:
-            raise InputError(f"{index} is not a valid shard index") from exc
+        from dnnkit.models.safetensors_io import parse_json
+
+        weight_map = (parse_json(index.read_bytes(), str(index), "the shard index") or {})
+        weight_map = weight_map.get("weight_map") if isinstance(weight_map, dict) else None
+        if not (isinstance(weight_map, dict) and weight_map
+                and all(isinstance(v, str) and v and Path(v).name == v and v not in (".", "..")
+                        for v in weight_map.values())):
+            raise InputError(f"{index} is not a valid shard index",
+                             hint="its weight_map must map tensor names to shard file names in the folder")
+        shards = sorted(set(weight_map.values()))
         missing = [s for s in shards if not (folder / s).is_file()]
         if missing:
             raise InputError(f"{folder}: shard {missing[0]} listed in the index is missing")
@@ -241,7 +246,28 @@ def _build_with_recipe(arch_spec: dict[str, Any], record: dict[str, Any] | None,
     from dnnkit.models.recipe import replay
 
     model = build_arch(arch_spec, allow_code=user_spec)
-    return replay(model, list((record or {}).get("recipe", [])))
+    return replay(model, list((record or {}).get("recipe") or []))
+
+
+def _build_checked(arch_spec: dict[str, Any], record: dict[str, Any] | None, shapes: dict[str, tuple[int, ...]],
+                   where: str, *, user_spec: bool) -> nn.Module:
+    """Build spec + recipe on the meta device, check it holds exactly the file's tensors, then build it for real:
+    a spec or recipe read from a file never allocates more than the file's own tensors."""
+    from dnnkit.models.guard import check_exact_fit, meta_build
+
+    meta = meta_build(lambda: _build_with_recipe(arch_spec, record, user_spec=user_spec), where)
+    check_exact_fit(meta, shapes, where)
+    del meta
+    return _build_with_recipe(arch_spec, record, user_spec=user_spec)
+
+
+def _file_shapes(source: SafetensorsWeights, record: dict[str, Any] | None) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of the tensors a file holds (sparse ones decoded, recorded aliases added), header only."""
+    shapes = {name: tuple(source.shape(name)) for name in source.names()}
+    for alias, kept in ((record or {}).get("aliases") or {}).items():
+        if kept in shapes:
+            shapes.setdefault(alias, shapes[kept])
+    return shapes
 
 
 def _restore_aliases(tensors: dict[str, torch.Tensor], record: dict[str, Any] | None) -> dict[str, torch.Tensor]:
@@ -254,12 +280,13 @@ def _restore_aliases(tensors: dict[str, torch.Tensor], record: dict[str, Any] | 
 def _load_safetensors(ref: ModelRef, arch_spec: dict[str, Any] | None) -> LoadedModel:
     from dnnkit.models.safetensors_io import load_tensors
 
-    header = read_header(ref.path)
-    record = header.dnnkit_record()
+    source = SafetensorsWeights([ref.path])
+    record = source.headers[0].dnnkit_record()
     spec = arch_spec or (record or {}).get("arch")
     if spec is None:
         return LoadedModel(ref, None, None, info_from_arch(None), record, [ref.path])
-    model = _build_with_recipe(spec, record if arch_spec is None or record else None, user_spec=arch_spec is not None)
+    model = _build_checked(spec, record if arch_spec is None or record else None, _file_shapes(source, record),
+                           ref.raw, user_spec=arch_spec is not None)
     tensors = _restore_aliases(load_tensors(ref.path), record)
     load_state_into(model, tensors, ref.raw)
     source_dir = _hf_source_dir(record)
@@ -282,25 +309,25 @@ def _has_tokenizer(folder: Path | None) -> bool:
 
 def _load_hf_dir(ref: ModelRef, trust_remote_code: bool) -> LoadedModel:
 
+    from dnnkit.models.hf_config import read_hf_config
+
     folder = ref.path
     files = hf_weight_files(folder)
-    for f in files:
-        if f.suffix == ".safetensors":
-            read_header(f)
+    safetensors_files = [f for f in files if f.suffix == ".safetensors"]
+    source = SafetensorsWeights(safetensors_files)
     config_file = folder / "config.json"
     if not config_file.is_file():
         raise InputError(f"directory {folder} has weights but no config.json",
                          hint="pass the safetensors file itself with --arch to load it")
-    try:
-        config = json.loads(config_file.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{config_file} is not valid JSON") from exc
-    spec = folder_arch_from_config(config)
+    spec = folder_arch_from_config(read_hf_config(config_file))
     if spec["family"] == "timm":
         return _load_timm_folder(ref, spec, files + [config_file])
     spec["tokenizer_dir"] = str(folder.resolve())
     cls = _hf_class_or_auto(spec["class"])
-    model = _hf_from_pretrained(cls, folder, files, trust_remote_code)
+    state = None if len(safetensors_files) == len(files) else _read_state(files)
+    if not trust_remote_code:  # custom code is the user's own choice; a config alone may not size an allocation
+        _check_hf_size(spec, cls, source, state, str(config_file))
+    model = _hf_from_pretrained(cls, folder, files, trust_remote_code, state)
     record = None
     if (folder / "dnnkit.json").is_file():
         record = _read_record_file(folder / "dnnkit.json")
@@ -310,7 +337,41 @@ def _load_hf_dir(ref: ModelRef, trust_remote_code: bool) -> LoadedModel:
                        hf_dir=folder, tokenizer_dir=folder if _has_tokenizer(folder) else None)
 
 
-def _hf_from_pretrained(cls: type, folder: Path, files: list[Path], trust_remote_code: bool) -> nn.Module:
+def _read_state(files: list[Path]) -> dict[str, torch.Tensor]:
+    """Every tensor of a folder's weight files (`.bin` through the restricted loader)."""
+    from dnnkit.models.legacy import load_legacy_state_dict
+    from dnnkit.models.safetensors_io import load_tensors
+
+    state: dict[str, torch.Tensor] = {}
+    for f in files:
+        state.update(load_tensors(f) if f.suffix == ".safetensors" else load_legacy_state_dict(f))
+    return state
+
+
+def _check_hf_size(spec: dict[str, Any], cls: type, source: SafetensorsWeights,
+                   state: dict[str, torch.Tensor] | None, where: str) -> None:
+    """The model config.json describes, built on the meta device, holds no more than the folder's weights."""
+    from dnnkit.models.arch import _build_hf
+    from dnnkit.models.guard import check_size_bound, meta_build
+
+    if state is not None:
+        file_numel = sum(t.numel() for t in state.values())
+    else:
+        file_numel = sum(_numel(source.shape(n)) for n in source.names())
+    name = "AutoModel" if cls.__module__.startswith("transformers.models.auto") else cls.__name__
+    meta = meta_build(lambda: _build_hf({**spec, "class": name}), where)
+    check_size_bound(meta, file_numel, where)
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
+def _hf_from_pretrained(cls: type, folder: Path, files: list[Path], trust_remote_code: bool,
+                        state: dict[str, torch.Tensor] | None = None) -> nn.Module:
     """`cls.from_pretrained` on a local folder, quietly; `.bin` weights are read by dnnkit's own restricted
     loader first (a pickle that wants to run code is refused as bad input, never handed to transformers)."""
     from dnnkit.models.hf_quiet import quiet_transformers
@@ -322,16 +383,7 @@ def _hf_from_pretrained(cls: type, folder: Path, files: list[Path], trust_remote
     else:
         from transformers import AutoConfig
 
-        from dnnkit.models.legacy import load_legacy_state_dict
-
-        state: dict[str, torch.Tensor] = {}
-        for f in files:
-            if f.suffix == ".safetensors":
-                from dnnkit.models.safetensors_io import load_tensors
-
-                state.update(load_tensors(f))
-            else:
-                state.update(load_legacy_state_dict(f))
+        state = state if state is not None else _read_state(files)
         with quiet_transformers():
             kwargs["config"] = AutoConfig.from_pretrained(str(folder), local_files_only=True,
                                                           trust_remote_code=trust_remote_code)
@@ -346,17 +398,8 @@ def _hf_from_pretrained(cls: type, folder: Path, files: list[Path], trust_remote
 
 def _load_timm_folder(ref: ModelRef, spec: dict[str, Any], files: list[Path]) -> LoadedModel:
     """A folder written by timm (`save_for_hf`): timm's config.json plus weights."""
-    model = build_arch(spec)
-    tensors: dict[str, torch.Tensor] = {}
-    for f in files[:-1]:
-        if f.suffix == ".safetensors":
-            from dnnkit.models.safetensors_io import load_tensors
-
-            tensors.update(load_tensors(f))
-        else:
-            from dnnkit.models.legacy import load_legacy_state_dict
-
-            tensors.update(load_legacy_state_dict(f))
+    tensors = _read_state(files[:-1])
+    model = _build_checked(spec, None, {k: tuple(v.shape) for k, v in tensors.items()}, ref.raw, user_spec=False)
     load_state_into(model, tensors, ref.raw)
     record = None
     if (ref.path / "dnnkit.json").is_file():
@@ -366,13 +409,13 @@ def _load_timm_folder(ref: ModelRef, spec: dict[str, Any], files: list[Path]) ->
 
 def _read_record_file(path: Path) -> dict[str, Any] | None:
     """The dnnkit record a folder output carries beside its weights (`dnnkit.json`)."""
+    from dnnkit.models.record import parse_record
+
     try:
-        record = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path} is not a valid dnnkit record") from exc
-    if not isinstance(record, dict):
-        raise InputError(f"{path} is not a valid dnnkit record")
-    return record
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path} is not a valid dnnkit record ({exc.strerror})") from exc
+    return parse_record(raw, str(path))
 
 
 def _hf_class_or_auto(name: str) -> type:

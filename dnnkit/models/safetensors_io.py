@@ -61,73 +61,113 @@ class SafetensorsHeader:
         return sum(t.numel for t in self.tensors.values())
 
     def dnnkit_record(self) -> dict[str, Any] | None:
-        """The dnnkit JSON record stored in the metadata, if any."""
+        """The dnnkit JSON record stored in the metadata, if any (validated: see `models.record`)."""
         raw = self.metadata.get("dnnkit")
         if raw is None:
             return None
-        try:
-            record = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise CorruptCheckpointError(f"{self.path}: the dnnkit metadata is not valid JSON ({exc.msg})") from exc
-        if not isinstance(record, dict):
-            raise CorruptCheckpointError(f"{self.path}: the dnnkit metadata is not a JSON object")
-        return record
+        from dnnkit.models.record import parse_record
+
+        return parse_record(raw, str(self.path))
+
+
+MAX_DIM = 2**62  # no axis of a real tensor is longer; keeps every size computation in 64 bits
+
+
+def parse_json(raw: bytes | str, where: str, what: str) -> Any:
+    """`json.loads` of untrusted text: every failure (bad UTF-8, syntax, nesting too deep, an integer of
+    thousands of digits) is one CorruptCheckpointError naming `what`."""
+    try:
+        return json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
+        raise CorruptCheckpointError(f"{where}: {what} is not valid JSON ({reason})") from exc
 
 
 def read_header(path: str | Path) -> SafetensorsHeader:
-    """Read and validate a safetensors header without reading tensor data."""
+    """Read and validate a safetensors header without reading tensor data.
+
+    Accepts exactly what the safetensors library loads: known dtypes, integer shapes, offsets that
+    tile the data section from byte 0 to the end of the file without gaps or overlaps.
+    """
     path = Path(path)
-    size = path.stat().st_size
     where = str(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise CorruptCheckpointError(f"cannot read {where}: {exc.strerror}") from exc
     if size < 8:
         raise CorruptCheckpointError(f"{where} is not a safetensors file (only {size} bytes)")
     with open(path, "rb") as fh:
         (n,) = struct.unpack("<Q", fh.read(8))
-        if n == 0 or n > MAX_HEADER_BYTES or 8 + n > size:
+        if n < 2 or n > MAX_HEADER_BYTES or 8 + n > size:
             raise CorruptCheckpointError(
                 f"{where} is not a valid safetensors file (header length {n} does not fit a {size}-byte file)",
                 hint="the file may be truncated or not safetensors at all")
         raw = fh.read(n)
-    try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CorruptCheckpointError(f"{where} is not a valid safetensors file (header is not JSON)") from exc
+    if not raw.startswith(b"{"):
+        raise CorruptCheckpointError(f"{where} is not a valid safetensors file (header is not a JSON object)")
+    header = parse_json(raw, where, "the safetensors header")
     if not isinstance(header, dict):
         raise CorruptCheckpointError(f"{where} is not a valid safetensors file (header is not an object)")
-    metadata = header.pop("__metadata__", None) or {}
+    metadata = header.pop("__metadata__", None)
+    metadata = {} if metadata is None else metadata
     if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
         raise CorruptCheckpointError(f"{where}: __metadata__ must map strings to strings")
     data_len = size - 8 - n
-    tensors: dict[str, TensorInfo] = {}
-    for name, entry in header.items():
-        tensors[name] = _tensor_info(where, name, entry, data_len)
-    end = max((t.end for t in tensors.values()), default=0)
-    if end > data_len:
-        raise CorruptCheckpointError(
-            f"{where} is truncated: its header claims {end} bytes of data, the file holds {data_len}")
+    tensors = {name: _tensor_info(where, name, entry) for name, entry in header.items()}
+    _check_layout(where, tensors, data_len)
     return SafetensorsHeader(path=path, tensors=tensors, metadata=dict(metadata), data_start=8 + n,
                              file_size=size)
 
 
-def _tensor_info(where: str, name: str, entry: Any, data_len: int) -> TensorInfo:
-    try:
-        dtype, shape, (begin, end) = entry["dtype"], entry["shape"], entry["data_offsets"]
-    except (TypeError, KeyError, ValueError) as exc:
-        raise CorruptCheckpointError(f"{where}: tensor {name!r} has a malformed header entry") from exc
-    if dtype not in DTYPE_SIZES:
-        raise CorruptCheckpointError(f"{where}: tensor {name!r} has unknown dtype {dtype!r}")
-    if not (isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape)):
-        raise CorruptCheckpointError(f"{where}: tensor {name!r} has an invalid shape {shape!r}")
-    if not (isinstance(begin, int) and isinstance(end, int) and 0 <= begin <= end):
-        raise CorruptCheckpointError(f"{where}: tensor {name!r} has invalid data offsets")
-    expected = math.ceil(math.prod(shape) * DTYPE_SIZES[dtype])
-    if end - begin != expected:
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _tensor_info(where: str, name: str, entry: Any) -> TensorInfo:
+    if not (isinstance(entry, dict) and set(entry) == {"dtype", "shape", "data_offsets"}):
+        raise CorruptCheckpointError(f"{where}: tensor {name!r} has a malformed header entry "
+                                     "(needs exactly dtype, shape, data_offsets)")
+    dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
+    if not (isinstance(dtype, str) and dtype in DTYPE_SIZES):
+        raise CorruptCheckpointError(f"{where}: tensor {name!r} has unknown dtype {_short(dtype)}")
+    if not (isinstance(shape, list) and all(_is_int(d) and 0 <= d <= MAX_DIM for d in shape)):
+        raise CorruptCheckpointError(f"{where}: tensor {name!r} has an invalid shape {_short(shape)}")
+    if math.prod(max(d, 1) for d in shape) > MAX_DIM:
+        raise CorruptCheckpointError(f"{where}: tensor {name!r} has an absurd shape {_short(shape)}")
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_int(o) for o in offsets)
+            and 0 <= offsets[0] <= offsets[1]):
+        raise CorruptCheckpointError(f"{where}: tensor {name!r} has invalid data offsets {_short(offsets)}")
+    begin, end = offsets
+    bits = math.prod(shape) * int(DTYPE_SIZES[dtype] * 8)
+    if bits % 8:
+        raise CorruptCheckpointError(f"{where}: tensor {name!r} of dtype {dtype} does not fill whole bytes")
+    if end - begin != bits // 8:
         raise CorruptCheckpointError(
-            f"{where}: tensor {name!r} claims {end - begin} bytes but its shape needs {expected}")
+            f"{where}: tensor {name!r} claims {end - begin} bytes but its shape needs {bits // 8}")
+    return TensorInfo(name=name, dtype=dtype, shape=tuple(shape), begin=begin, end=end)
+
+
+def _check_layout(where: str, tensors: dict[str, TensorInfo], data_len: int) -> None:
+    """The tensors must tile the data section: from byte 0, no gap, no overlap, up to the end of the file."""
+    end = max((t.end for t in tensors.values()), default=0)
     if end > data_len:
         raise CorruptCheckpointError(
-            f"{where} is truncated: tensor {name!r} ends at byte {end}, the file holds {data_len}")
-    return TensorInfo(name=name, dtype=dtype, shape=tuple(shape), begin=begin, end=end)
+            f"{where} is truncated: its header claims {end} bytes of data, the file holds {data_len}")
+    pos = 0
+    for t in sorted(tensors.values(), key=lambda t: (t.begin, t.end)):
+        if t.begin != pos:
+            raise CorruptCheckpointError(f"{where}: tensor {t.name!r} starts at byte {t.begin}, expected {pos} "
+                                         "(tensors overlap or leave a gap)")
+        pos = t.end
+    if pos != data_len:
+        raise CorruptCheckpointError(f"{where}: {data_len - pos} bytes after the last tensor "
+                                     "(the header does not describe the whole file)")
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def iter_tensors(path: str | Path, names: Iterable[str] | None = None) -> Iterator[tuple[str, torch.Tensor]]:

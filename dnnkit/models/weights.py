@@ -42,11 +42,17 @@ class SafetensorsWeights:
         self.sparse = self._sparse_specs()
 
     def _sparse_specs(self) -> dict[str, dict]:
+        """Sparse tensors listed by the metadata, checked against the stored parts (header only)."""
+        from dnnkit.models.sparse_format import SPARSE_KEY, check_sparse_layout, parse_sparse_metadata
+
         specs: dict[str, dict] = {}
+        stored = {name: (h.tensors[name].dtype, h.tensors[name].shape) for h in self.headers for name in h.tensors}
         for h in self.headers:
-            raw = h.metadata.get("dnnkit.sparse")
+            raw = h.metadata.get(SPARSE_KEY)
             if raw:
-                specs.update(json.loads(raw)["tensors"])
+                parsed = parse_sparse_metadata(raw, str(h.path))
+                check_sparse_layout(parsed, stored, str(h.path))
+                specs.update({n: {"shape": list(p.shape), "dtype": p.dtype} for n, p in parsed.items()})
         return specs
 
     def names(self) -> list[str]:
@@ -115,12 +121,10 @@ class GGUFWeights:
     """Tensors of a GGUF file: names, shapes and quantisation types from the header (memory-mapped)."""
 
     def __init__(self, path: Path) -> None:
-        try:
-            from gguf import GGUFReader
+        from dnnkit.models.gguf import open_gguf_reader
 
-            self.reader = GGUFReader(str(path))
-        except Exception as exc:  # noqa: BLE001 - any parse failure of an untrusted file is bad input
-            raise InputError(f"{path} is not a readable GGUF file ({type(exc).__name__}: {exc})") from exc
+        self.path = path
+        self.reader = open_gguf_reader(path)
         self._tensors = {t.name: t for t in self.reader.tensors}
 
     def names(self) -> list[str]:
@@ -153,7 +157,12 @@ class GGUFWeights:
 
     def _field(self, key: str) -> object:
         field = self.reader.fields.get(key)
-        return None if field is None else field.contents()
+        if field is None:
+            return None
+        try:
+            return field.contents()
+        except (UnicodeDecodeError, ValueError, IndexError, TypeError) as exc:  # a field is decoded only here
+            raise InputError(f"{self.path}: GGUF field {key!r} is malformed ({type(exc).__name__})") from exc
 
 
 def numel(shape: tuple[int, ...]) -> int:

@@ -196,7 +196,7 @@ def test_sparse_storage_roundtrip(tmp_path):
 
 
 def test_corrupt_sparse_tensor(tmp_path):
-    from dnnkit.errors import RuntimeFailure
+    from dnnkit.errors import CorruptCheckpointError
     from dnnkit.models.safetensors_io import load_tensors, save_tensors
     from dnnkit.models.sparse_format import encode_sparse, sparse_metadata
 
@@ -205,7 +205,7 @@ def test_corrupt_sparse_tensor(tmp_path):
     enc["w.__values"] = enc["w.__values"][:1]
     path = tmp_path / "c.safetensors"
     save_tensors(path, enc, {"dnnkit.sparse": sparse_metadata({"w": w})})
-    with pytest.raises(RuntimeFailure, match="corrupt sparse tensor w"):
+    with pytest.raises(CorruptCheckpointError, match="corrupt sparse tensor w"):  # bad input: exit 2
         load_tensors(path)
 
 
