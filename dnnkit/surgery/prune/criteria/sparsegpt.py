@@ -59,11 +59,18 @@ def block_quotas(zeros: int, pinned: torch.Tensor, block_size: int) -> list[int]
 
 
 def _lowest(scores: torch.Tensor, count: int, pinned: torch.Tensor) -> torch.Tensor:
-    """Mask of the `count` lowest scores (pinned entries first; ties by position)."""
+    """Mask of the `count` lowest scores (pinned entries first; ties by position), from a kthvalue
+    threshold and a fill of the tied entries in index order (what a stable sort would give)."""
     flat = scores.reshape(-1).clone()
     flat[pinned.reshape(-1)] = -torch.inf
     mask = torch.zeros(flat.numel(), dtype=torch.bool)
-    mask[torch.sort(flat, stable=True).indices[:count]] = True
+    if count >= flat.numel():
+        mask[:] = True
+    elif count > 0:
+        threshold = torch.kthvalue(flat, count).values
+        mask = flat < threshold
+        ties = torch.nonzero(flat == threshold).squeeze(1)[:count - int(mask.sum())]
+        mask[ties] = True
     return mask.reshape(scores.shape)
 
 

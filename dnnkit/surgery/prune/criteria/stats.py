@@ -34,12 +34,20 @@ class InputStats:
 
 @contextmanager
 def gather(views: list[LayerView], hessian: bool) -> Iterator[dict[str, InputStats]]:
-    """Forward hooks that add every input of each view's module to its stats while the block runs."""
+    """Forward hooks that add every input of each view's module to its stats while the block runs.
+    Views fed the very same tensor in a row (q/k/v, gate/up) share one InputStats: computed once."""
     stats = {v.name: InputStats.empty(v.columns, hessian) for v in views}
+    last: dict[str, tuple] = {}
     handles = []
     for view in views:
         def hook(module: nn.Module, args: tuple, output: object, view: LayerView = view) -> None:
-            stats[view.name].add(view.inputs2d(args[0].detach()))
+            x = args[0].detach()
+            key = (x.data_ptr(), tuple(x.shape), x._version, view.kind, view.columns)
+            if last.get("key") == key and last["name"] != view.name and view.kind != "conv2d":
+                stats[view.name] = stats[last["name"]]
+                return
+            last.update(key=key, name=view.name)
+            stats[view.name].add(view.inputs2d(x))
 
         handles.append(view.module.register_forward_hook(hook))
     try:
