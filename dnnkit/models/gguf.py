@@ -80,6 +80,34 @@ def open_gguf_reader(path: Path) -> Any:
     return reader
 
 
+def check_gguf_config_fits(path: Path) -> None:
+    """The model transformers would build from the GGUF's metadata, built on the meta device first, holds no more
+    than the file's tensors (a header claiming `embedding_length: 2**20` allocates nothing)."""
+    import math
+
+    from dnnkit.models.guard import check_size_bound, meta_build
+    from dnnkit.models.hf_quiet import quiet_transformers
+
+    reader = open_gguf_reader(path)
+    file_numel = sum(math.prod(int(d) for d in t.shape.tolist()) for t in reader.tensors)
+    try:
+        from transformers import AutoConfig
+
+        with quiet_transformers():
+            config = AutoConfig.from_pretrained(str(path.parent), gguf_file=path.name, local_files_only=True)
+    except Exception as exc:  # noqa: BLE001 - transformers' GGUF reader on an untrusted file: any failure is bad input
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"cannot load GGUF {path}: {first}") from exc
+
+    def build() -> Any:
+        from transformers import AutoModelForCausalLM
+
+        with quiet_transformers():
+            return AutoModelForCausalLM.from_config(config)
+
+    check_size_bound(meta_build(build, str(path)), file_numel, str(path))
+
+
 def gguf_cache_dir(path: Path, sha256: str) -> Path:
     """Where a GGUF file's converted Hugging Face folder is cached."""
     from dnnkit.home import dnnkit_home
@@ -94,6 +122,7 @@ def ensure_gguf_converted(path: Path, out: Path, progress: ProgressReporter | No
 
     if (out / "config.json").exists():
         return out
+    check_gguf_config_fits(path)
     or_null(progress).log(f"converting {path.name} to a cached Hugging Face folder (once, ~40 s)")
     model, tokenizer = load_gguf_model_and_tokenizer(path)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 from fuzz_cases import TARGETS
 
-CASES = {"dnnkit-record": 200, "data-imagefolder": 200}  # the slower targets (a model load, a folder of images)
-DEFAULT_CASES = 400
+CASES = {"dnnkit-record": 200, "data-imagefolder": 150}  # the slower targets (a model load, a folder of images)
+DEFAULT_CASES = 300
 
 
 @pytest.mark.parametrize("name", sorted(TARGETS))

@@ -153,3 +153,27 @@ def test_config_yaml_alias_bomb_and_nesting_are_exit_2(tmp_path):
         cfg = tmp_path / "c.yaml"
         cfg.write_text(text)
         _one_error_line(_cli("--config", cfg, "inspect", "zoo:digits-mlp"))
+
+
+def test_gguf_metadata_larger_than_its_tensors_is_refused(tmp_path, monkeypatch):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "gguf_writer", Path(__file__).resolve().parent.parent / "models" / "test_gguf_convert.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setenv("DNNKIT_HOME", str(tmp_path / "home"))
+    path = tmp_path / "tiny.gguf"
+    module.write_tiny_llama_gguf(path)
+    raw = bytearray(path.read_bytes())
+    key = b"llama.feed_forward_length"
+    at = raw.index(key) + len(key) + 4  # then the value type (uint32), then the value
+    assert int.from_bytes(raw[at:at + 4], "little") == module.FFN
+    raw[at:at + 4] = (1 << 24).to_bytes(4, "little")  # 2 layers x 3 x 16 x 2^24 fp32 = 6.4 GB of MLP
+    path.write_bytes(bytes(raw))
+    from dnnkit.models.registry import load_model
+
+    with pytest.raises(InputError, match="describes a model of .* parameters but the weights hold"):
+        load_model(str(path))
+    assert not (tmp_path / "home" / "gguf").exists() or not any((tmp_path / "home" / "gguf").iterdir())
