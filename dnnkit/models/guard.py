@@ -75,15 +75,8 @@ def check_exact_fit(model: nn.Module, shapes: dict[str, tuple[int, ...]], where:
                 wrong.append((n, tuple(shapes[n]), shape))
     unexpected = [n for n in shapes if n not in covered]
     if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
-        if wrong:
-            n, have, want = wrong[0]
-            parts.append(f"{len(wrong)} of another shape (e.g. {n}: {have} in the file, {want} in the architecture)")
-        raise InputError(f"weights in {where} do not fit the architecture its record describes: " + "; ".join(parts),
+        raise InputError(f"weights in {where} do not fit the architecture its record describes: "
+                         + describe_mismatch(missing, unexpected, wrong),
                          hint="the recipe or the architecture was edited, or --arch names another network")
     _check_unsaved(model, sum(_numel(s) for s in shapes.values()), where)
 
@@ -111,3 +104,17 @@ def _numel(shape: tuple[int, ...]) -> int:
     for d in shape:
         n *= int(d)
     return n
+
+
+def describe_mismatch(missing: list[str], unexpected: list[str], wrong: list[tuple[str, tuple, tuple]]) -> str:
+    """'N missing (e.g. ..); N unexpected (..); N of another shape (..)' for weights vs an architecture;
+    `wrong` holds (name, shape in the file, shape in the architecture)."""
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+    if wrong:
+        n, have, want = wrong[0]
+        parts.append(f"{len(wrong)} of another shape (e.g. {n}: {have} in the file, {want} in the architecture)")
+    return "; ".join(parts)

@@ -228,16 +228,11 @@ def load_state_into(model: nn.Module, tensors: dict[str, torch.Tensor], where: s
     unexpected = [k for k in tensors if k not in own]
     wrong = [k for k in own if k in tensors and tuple(own[k].shape) != tuple(tensors[k].shape)]
     if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
-        if wrong:
-            k = wrong[0]
-            parts.append(f"{len(wrong)} of another shape "
-                         f"(e.g. {k}: {tuple(tensors[k].shape)} vs {tuple(own[k].shape)})")
-        raise InputError(f"weights in {where} do not fit the architecture: " + "; ".join(parts),
+        from dnnkit.models.guard import describe_mismatch
+
+        shapes = [(k, tuple(tensors[k].shape), tuple(own[k].shape)) for k in wrong]
+        raise InputError(f"weights in {where} do not fit the architecture: "
+                         + describe_mismatch(missing, unexpected, shapes),
                          hint="check --arch")
     model.load_state_dict(tensors, strict=True)
 

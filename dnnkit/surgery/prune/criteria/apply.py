@@ -3,6 +3,7 @@ magnitude (with or without `--pattern`) directly; returns each layer's keep-mask
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,8 +44,7 @@ def check_pattern(model: nn.Module, names: list[str], pattern: Pattern | None) -
         return
     for name in names:
         view = layer_view(name, module_of(model, name))
-        columns = view.columns if view is not None else int(torch.tensor(
-            dict(model.named_parameters())[name].shape[1:]).prod())
+        columns = view.columns if view is not None else math.prod(dict(model.named_parameters())[name].shape[1:])
         check_columns(pattern, name, columns)
 
 

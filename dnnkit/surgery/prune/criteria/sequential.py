@@ -81,10 +81,11 @@ def call_order(model: nn.Module, task: str, probe: Inputs, modules: list[nn.Modu
 
 def plan(model: nn.Module, task: str, probe: Inputs, names: list[str]) -> Plan:
     """Split the named weights into the pruning order of `Plan`."""
+    from dnnkit.surgery.prune.criteria.apply import module_of
+
     views, out = [], Plan()
     for name in names:
-        module = model.get_submodule(name.removesuffix(".weight")) if name != "weight" else model
-        view = layer_view(name, module)
+        view = layer_view(name, module_of(model, name))
         if view is None or name.rsplit(".", 1)[-1] != "weight":
             out.fallback.append(name)
         else:
