@@ -10,7 +10,7 @@ from dnnkit.errors import InputError
 from dnnkit.metrics import Inputs
 from dnnkit.surgery.prune.criteria.apply import CriterionSpec, apply_criterion
 from dnnkit.surgery.prune.criteria.owl import owl_zeros
-from dnnkit.surgery.prune.criteria.pattern import Pattern, group_mask, parse_pattern, satisfies
+from dnnkit.surgery.prune.criteria.pattern import group_mask, parse_pattern, satisfies
 from dnnkit.surgery.prune.criteria.quota import spread
 from dnnkit.surgery.prune.criteria.sequential import plan
 from dnnkit.surgery.prune.criteria.sparsegpt import inverse_hessian_factor, reconstruction_error, sparsegpt_prune
