@@ -43,13 +43,14 @@ def _load_options(arch: Any, weights: str | None, device: str, dtype: str | None
 
 def _surgery(name: str, cls: type, model: Any, data: Any, options: dict[str, Any], *, output: str | None,
              force: bool, require: list[str] | None, arch: Any, weights: str | None, device: str,
-             dtype: str | None, progress: Any) -> Result:
+             dtype: str | None, progress: Any, max_shard_size: int | str | None = None) -> Result:
     from dnnkit.data.memory import as_data_spec
     from dnnkit.runner import run_surgery
 
     cfg = _config(cls, options, name.replace("-", "_"))
     return run_surgery(name, model, cfg, data=as_data_spec(data), load=_load_options(arch, weights, device, dtype),
-                       output=output, force=force, require=require, progress=progress, stream=output is not None)
+                       output=output, force=force, require=require, progress=progress, stream=output is not None,
+                       max_shard_size=max_shard_size)
 
 
 def load(model: str, *, arch: Any = None, weights: str | None = None, device: str = "cpu",
@@ -79,14 +80,16 @@ def evaluate(model: Any, data: Any = None, *, split: str = "test", limit: int | 
 
 def prune(model: Any, *, ratio: float, method: str = "lamp", data: Any = None, output: str | None = None,
           force: bool = False, require: list[str] | None = None, arch: Any = None, weights: str | None = None,
-          device: str = "cpu", dtype: str | None = None, progress: Any = None, **options: Any) -> Result:
+          device: str = "cpu", dtype: str | None = None, progress: Any = None,
+          max_shard_size: int | str | None = None, **options: Any) -> Result:
     """`dnnkit prune`: zero a fraction `ratio` of the Linear/Conv weights with a per-layer allocation
-    (`method`: uniform, uniform-plus, global, erk, lamp, rd). Options: see `PruneConfig`."""
+    (`method`: uniform, uniform-plus, global, erk, lamp, rd). Options: see `PruneConfig`. A Hugging Face
+    folder `output` keeps a sharded input's shard size unless `max_shard_size` ("2GB", or bytes) is given."""
     from dnnkit.surgery.prune.run import PruneConfig
 
     return _surgery("prune", PruneConfig, model, data, {"ratio": ratio, "method": method, **options}, output=output,
                     force=force, require=require, arch=arch, weights=weights, device=device, dtype=dtype,
-                    progress=progress)
+                    progress=progress, max_shard_size=max_shard_size)
 
 
 def lowrank(model: Any, *, method: str = "svd", rank_ratio: float | None = None, energy: float | None = None,

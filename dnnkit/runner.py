@@ -87,14 +87,20 @@ def gate(result: Result, requirements: list[Any], warn: Any, what: str) -> None:
 def run_surgery(surgery: Surgery | str, model: str | nn.Module | LoadedModel, cfg: Any, *, data: str | None = None,
                 load: LoadOptions | None = None, output: str | None = None, force: bool = False,
                 dry_run: bool = False, require: list[str] | None = None, progress: ProgressReporter | None = None,
-                warn: Any = None, argv: list[str] | None = None, stream: bool = True) -> Result:
+                warn: Any = None, argv: list[str] | None = None, stream: bool = True,
+                max_shard_size: int | str | None = None) -> Result:
     """Run one surgery end to end; returns its Result (`report` is the command's `--json` object).
+
+    `max_shard_size` (bytes, or "500MB"/"2GB") shards a Hugging Face folder output; by default a sharded
+    input's max shard size is kept.
 
     `stream=False` never takes the weight-only path, so the Result holds the new module (the Python API
     without `output=`); a bare file without an architecture then needs `arch=`.
     """
     from dnnkit.gate import parse_requirements
     from dnnkit.models.reference import ModelRef, parse_reference
+    from dnnkit.models.save import check_shard_option
+    from dnnkit.models.shards import parse_shard_size
     from dnnkit.surgery.registry import get_surgery
 
     started = time.perf_counter()
@@ -112,6 +118,8 @@ def run_surgery(surgery: Surgery | str, model: str | nn.Module | LoadedModel, cf
 
         check_data_spec(cfg.data)
     requirements = parse_requirements(require)
+    max_shard_size = parse_shard_size(max_shard_size)
+    check_shard_option(max_shard_size, output, "dnnkit" if surgery.structural else None)
     if surgery.cpu_only and load.device != "cpu":
         raise InputError(f"{surgery.name} runs on the CPU for now", hint="drop --device")
     ref: ModelRef | None = parse_reference(model) if isinstance(model, str) else None
@@ -124,6 +132,7 @@ def run_surgery(surgery: Surgery | str, model: str | nn.Module | LoadedModel, cf
 
         ref = resolve(ref, progress)
         if surgery.streams(ref, cfg, arch):
+            check_shard_option(max_shard_size, output, "dnnkit")
             if requirements:
                 raise InputError("--require needs after-metrics, and the weight-only path measures none",
                                  hint="pass --arch (or --data) so the network is built and measured")
@@ -132,13 +141,17 @@ def run_surgery(surgery: Surgery | str, model: str | nn.Module | LoadedModel, cf
                 warn(message)
             return _finish(surgery, result, output, dry_run, started)
     loaded = load_for(ref if ref is not None else model, load, progress)
+    if max_shard_size is not None and output is not None:
+        from dnnkit.models.save import folder_output_family
+
+        check_shard_option(max_shard_size, output, folder_output_family(loaded) or "dnnkit")
     result = surgery.apply(loaded, cfg, ctx)
     result.loaded = result.loaded or loaded
     for message in result.report.get("warnings", []):
         warn(message)
     gate(result, requirements, warn, surgery.name)
     if output is not None and not dry_run:
-        save_result(result, output, force=force, argv=argv)
+        save_result(result, output, force=force, argv=argv, max_shard_size=max_shard_size)
     return _finish(surgery, result, output, dry_run, started)
 
 
@@ -154,9 +167,11 @@ def _finish(surgery: Surgery, result: Result, output: str | None, dry_run: bool,
     return result
 
 
-def save_result(result: Result, output: str, *, force: bool = False, argv: list[str] | None = None) -> dict[str, Any]:
+def save_result(result: Result, output: str, *, force: bool = False, argv: list[str] | None = None,
+                max_shard_size: int | str | None = None) -> dict[str, Any]:
     """Write a Result's model with its provenance (the recipe gains `result.step`), then its artifacts."""
     from dnnkit.models.save import save_model
+    from dnnkit.models.shards import parse_shard_size
 
     if result.written:
         raise InputError("this result was streamed to its output already")
@@ -165,7 +180,8 @@ def save_result(result: Result, output: str, *, force: bool = False, argv: list[
     metrics = result.record_metrics if result.record_metrics is not None else (
         {k: v for k, v in (("before", result.before), ("after", result.after)) if v})
     record = save_model(result.loaded, result.model, output, result.step, metrics, force=force,
-                        sparse=result.sparse, structural=result.structural, command=argv)
+                        sparse=result.sparse, structural=result.structural, command=argv,
+                        max_shard_size=parse_shard_size(max_shard_size))
     result.report["output"] = output
     for artifact in result.artifacts:
         result.report.setdefault("artifacts", {}).update(artifact.write(output))

@@ -7,10 +7,10 @@ from typing import Annotated, Any
 import typer
 
 from dnnkit.cli.options import BatchSizeOpt, DataOpt, ModelArg, SeedOpt, SeqLenOpt
-from dnnkit.cli.shared import DTYPE, GATE, LOAD, WRITE, Shared, shared_options
+from dnnkit.cli.shared import DTYPE, GATE, LOAD, SHARDS, WRITE, Shared, shared_options
 
 
-@shared_options(LOAD, DTYPE, WRITE, GATE)
+@shared_options(LOAD, DTYPE, WRITE, SHARDS, GATE)
 def prune_command(
     model: ModelArg,
     ratio: Annotated[float | None, typer.Option("--ratio", help="Fraction of the prunable weights set to zero, in "

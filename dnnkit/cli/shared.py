@@ -32,6 +32,7 @@ RUN = ("json_mode", "quiet", "verbose", "threads")
 LOAD = ("arch", "weights", "device")
 DTYPE = ("dtype",)
 WRITE = ("output", "force", "dry_run")
+SHARDS = ("max_shard_size",)  # commands that may write a Hugging Face folder
 GATE = ("require",)
 
 # name -> (type, flags, default, help, extra typer.Option keywords)
@@ -50,6 +51,9 @@ _DECLS: dict[str, tuple[Any, tuple[str, ...], Any, str, dict[str, Any]]] = {
     "output": (str | None, ("--output", "-o"), None, "Output path (missing parent folders are created).", {}),
     "force": (bool, ("--force",), False, "Replace an existing output.", {}),
     "dry_run": (bool, ("--dry-run",), False, "Compute and report, write nothing.", {}),
+    "max_shard_size": (str | None, ("--max-shard-size",), None,
+                       "Shard a Hugging Face folder output at this size (500MB, 2GB; default: the input's "
+                       "shard size, one file for an unsharded input).", {"metavar": "SIZE"}),
     "require": (list[str] | None, ("--require",), None,
                 "Gate on an after-metric, e.g. 'accuracy>=0.9' or 'perplexity<=30' (repeatable): when one fails, "
                 "exit 1 and write nothing.", {"metavar": "EXPR"}),
@@ -77,6 +81,7 @@ class Shared:
     output: str | None = None
     force: bool = False
     dry_run: bool = False
+    max_shard_size: str | None = None
     require: list[str] = field(default_factory=list)
     out: Output = field(default_factory=Output)
 
@@ -105,7 +110,7 @@ class Shared:
         output = self.output_or_error(what)
         return run_surgery(surgery, model, cfg, load=self.load_options(), output=output, force=self.force,
                            dry_run=self.dry_run, require=self.require, progress=self.progress(), warn=self.out.warn,
-                           argv=command_line())
+                           argv=command_line(), max_shard_size=self.max_shard_size)
 
     def run_probe(self, probe: Any, model: str | None, cfg: Any) -> Any:
         """Run a probe through the one runner with this command's shared options; returns its ProbeResult."""

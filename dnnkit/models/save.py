@@ -87,27 +87,35 @@ def write_checkpoint(path: str | Path, state: dict[str, torch.Tensor], record: d
 
 
 def write_hf_folder(out: str | Path, model: nn.Module, record: dict[str, Any], source_dir: Path | None, *,
-                    force: bool, command: list[str] | None = None) -> dict[str, Any]:
-    """Write a Hugging Face folder that plain transformers loads, with the dnnkit record beside it."""
-    from dnnkit.models.safetensors_io import save_tensors
+                    force: bool, command: list[str] | None = None, max_shard_size: int | None = None,
+                    base_model: str | None = None) -> dict[str, Any]:
+    """Write a Hugging Face folder that plain transformers loads, with the dnnkit record beside it and a
+    model card. A sharded input is written with the same max shard size unless `max_shard_size` is given."""
+    from dnnkit.models.card import write_card
+    from dnnkit.models.shards import input_shard_size, write_weights
 
     out = check_output_path(out, force)
     tensors, aliases = dedupe_shared({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()})
     record = complete_record({**record, "aliases": aliases} if aliases else record, command)
     text = json.dumps(record, default=_json_default)
+    shard_bytes = max_shard_size if max_shard_size is not None else input_shard_size(source_dir)
     with atomic_dir(out) as tmp:
         if source_dir is not None:
             _copy_non_weight_files(source_dir, tmp)
         model.config.save_pretrained(tmp)
-        save_tensors(tmp / "model.safetensors", tensors, {"format": "pt", "dnnkit": text})
+        write_weights(tmp, tensors, {"format": "pt", "dnnkit": text}, shard_bytes)
         (tmp / "dnnkit.json").write_text(json.dumps(record, indent=2, default=_json_default) + "\n")
+        write_card(tmp, record, base_model=base_model or str(record.get("source", {}).get("reference", "")),
+                   library_name="transformers")
     return record
 
 
 def write_timm_folder(out: str | Path, model: nn.Module, record: dict[str, Any], source_dir: Path | None, *,
-                      force: bool, command: list[str] | None = None) -> dict[str, Any]:
+                      force: bool, command: list[str] | None = None, base_model: str | None = None) -> dict[str, Any]:
     """Write a timm folder (`config.json` + `model.safetensors`, as timm's `save_for_hf` does) that
-    `timm.create_model("local-dir:DIR", pretrained=True)` loads, with the dnnkit record beside it."""
+    `timm.create_model("local-dir:DIR", pretrained=True)` loads, with the dnnkit record beside it and a
+    model card (timm reads one weights file: never sharded)."""
+    from dnnkit.models.card import write_card
     from dnnkit.models.safetensors_io import save_tensors
 
     out = check_output_path(out, force)
@@ -127,6 +135,8 @@ def write_timm_folder(out: str | Path, model: nn.Module, record: dict[str, Any],
             save_config_for_hf(model, tmp / "config.json")
         save_tensors(tmp / "model.safetensors", tensors, {"format": "pt", "dnnkit": text})
         (tmp / "dnnkit.json").write_text(json.dumps(record, indent=2, default=_json_default) + "\n")
+        write_card(tmp, record, base_model=base_model or str(record.get("source", {}).get("reference", "")),
+                   library_name="timm")
     return record
 
 
@@ -145,26 +155,61 @@ def _copy_non_weight_files(src: Path, dst: Path) -> None:
             shutil.copy2(item, dst / item.name)
 
 
+def check_shard_option(max_shard_size: int | None, output: str | Path | None, family: str | None = "hf") -> None:
+    """`--max-shard-size` applies to Hugging Face folder outputs only (checked before heavy work)."""
+    from dnnkit.errors import InputError
+
+    if max_shard_size is None or output is None:
+        return
+    if str(output).endswith(".safetensors"):
+        raise InputError(f"--max-shard-size applies to Hugging Face folder outputs, not -o {str(output)!r}",
+                         hint="drop --max-shard-size, or name an output folder")
+    if family == "timm":
+        raise InputError("--max-shard-size applies to Hugging Face folder outputs; a timm folder holds one "
+                         "model.safetensors (timm reads no shards)", hint="drop --max-shard-size")
+    if family not in (None, "hf"):
+        raise InputError("--max-shard-size applies to Hugging Face folder outputs; this output is a dnnkit "
+                         ".safetensors checkpoint", hint="drop --max-shard-size")
+
+
 def save_model(loaded: LoadedModel, model: nn.Module, out: str | Path, step: dict[str, Any],
                metrics: dict[str, Any] | None = None, *, force: bool = False,
                sparse: set[str] | None = None, structural: bool = False,
-               command: list[str] | None = None) -> dict[str, Any]:
+               command: list[str] | None = None, max_shard_size: int | None = None) -> dict[str, Any]:
     """Save a transformed model: a `.safetensors` path gets a dnnkit checkpoint; a folder path gets a
-    Hugging Face folder (only for HF models whose structure is unchanged)."""
+    Hugging Face or timm folder with a model card (only for architectures that are unchanged). An HF folder
+    keeps a sharded input's max shard size unless `max_shard_size` (bytes) is given."""
     from dnnkit.errors import InputError
 
     record = {"arch": loaded.arch, "recipe": [*loaded.recipe, step], "source": loaded.source_record(),
               "metrics": metrics or {}}
     out = Path(out)
+    family = folder_output_family(loaded)
+    check_shard_option(max_shard_size, out, family)
     if out.suffix == ".safetensors":
         return write_checkpoint(out, model.state_dict(), record, force=force, sparse=sparse, command=command)
-    family = folder_output_family(loaded)
+    base = base_model_of(loaded)
     if family == "hf" and not structural and not sparse:
-        return write_hf_folder(out, model, record, loaded.hf_dir, force=force, command=command)
+        return write_hf_folder(out, model, record, loaded.hf_dir, force=force, command=command,
+                               max_shard_size=max_shard_size, base_model=base)
     if family == "timm" and not structural and not sparse:
-        return write_timm_folder(out, model, record, loaded.hf_dir, force=force, command=command)
+        return write_timm_folder(out, model, record, loaded.hf_dir, force=force, command=command, base_model=base)
     raise InputError(f"output {str(out)!r} must end in .safetensors",
                      hint="a folder output is written only for unchanged Hugging Face or timm architectures")
+
+
+def base_model_of(loaded: LoadedModel) -> str:
+    """The card's `base_model`: the input's hub id when known (hf:ORG/NAME, a config's `_name_or_path`),
+    else its name or path as given."""
+    from dnnkit.models.card import base_model_name
+
+    config: dict[str, Any] | None = None
+    if loaded.ref.kind == "hf-dir" and (loaded.ref.path / "config.json").is_file():
+        try:
+            config = json.loads((loaded.ref.path / "config.json").read_text())
+        except (OSError, ValueError):
+            config = None
+    return base_model_name(loaded.ref.raw, config if isinstance(config, dict) else None)
 
 
 def _json_default(obj: object) -> object:

@@ -68,11 +68,13 @@ class Result:
     artifacts: list[Artifact] = field(default_factory=list)
     written: bool = False  # True when apply_weights already wrote the output (streamed)
 
-    def save(self, path: str | Path, *, force: bool = False, argv: list[str] | None = None) -> dict[str, Any]:
-        """Write the new model with its provenance (atomic), then the artifacts; returns the record."""
+    def save(self, path: str | Path, *, force: bool = False, argv: list[str] | None = None,
+             max_shard_size: int | str | None = None) -> dict[str, Any]:
+        """Write the new model with its provenance (atomic), then the artifacts; returns the record.
+        `max_shard_size` ("2GB", or bytes) shards a Hugging Face folder output."""
         from dnnkit.runner import save_result
 
-        return save_result(self, str(path), force=force, argv=argv)
+        return save_result(self, str(path), force=force, argv=argv, max_shard_size=max_shard_size)
 
 
 class Surgery(abc.ABC):

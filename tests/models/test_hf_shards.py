@@ -1,0 +1,126 @@
+"""HF folder outputs keep a sharded input's layout (same max shard size, index file) unless --max-shard-size."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from dnnkit.cli.app import app
+from dnnkit.errors import InputError
+from dnnkit.models.safetensors_io import read_header
+from dnnkit.models.shards import INDEX_NAME, parse_shard_size, split_shards
+
+
+@pytest.fixture(scope="module")
+def sharded_llama(tmp_path_factory) -> Path:
+    """A tiny Llama saved by transformers in several shards (40 KB each: 3 shards of ~107 KB)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+    folder = tmp_path_factory.mktemp("llama") / "tiny-llama"
+    LlamaForCausalLM(cfg).eval().save_pretrained(folder, max_shard_size="40KB")
+    assert len(list(folder.glob("model-*-of-*.safetensors"))) >= 3
+    return folder
+
+
+def _cli(*args: str):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def _index(folder: Path) -> dict:
+    return json.loads((folder / INDEX_NAME).read_text())
+
+
+def _check_index_complete(folder: Path) -> dict[str, str]:
+    """The index maps every tensor of the shards, and each to the shard that holds it."""
+    weight_map = _index(folder)["weight_map"]
+    held = {name: f.name for f in folder.glob("model-*.safetensors") for name in read_header(f).tensors}
+    assert weight_map == held
+    return weight_map
+
+
+def test_prune_keeps_the_input_shard_layout(sharded_llama, tmp_path):
+    from transformers import LlamaForCausalLM
+
+    out = tmp_path / "pruned"
+    result = _cli("prune", sharded_llama, "--ratio", "0.5", "-o", out, "--json")
+    assert result.exit_code == 0, result.output
+    shards_in = sorted(f.name for f in sharded_llama.glob("model-*.safetensors"))
+    assert sorted(f.name for f in out.glob("model-*.safetensors")) == shards_in
+    assert not (out / "model.safetensors").exists()
+    assert _check_index_complete(out) == _index(sharded_llama)["weight_map"]
+    assert _index(out)["metadata"]["total_size"] == _index(sharded_llama)["metadata"]["total_size"]
+    plain = LlamaForCausalLM.from_pretrained(str(out), local_files_only=True)
+    weight = plain.model.layers[0].mlp.down_proj.weight
+    assert 0 < int((weight == 0).sum()) < weight.numel()
+    assert torch.isfinite(plain(input_ids=torch.tensor([[1, 2, 3]])).logits).all()
+    assert read_header(next(out.glob("model-00001-*.safetensors"))).dnnkit_record()["recipe"][-1]["op"] == "prune"
+
+
+def test_max_shard_size_changes_the_shard_count(sharded_llama, tmp_path):
+    import dnnkit
+    from dnnkit.models.registry import load_model
+
+    small = tmp_path / "small"
+    assert _cli("prune", sharded_llama, "--ratio", "0.5", "-o", small, "--max-shard-size", "20KB").exit_code == 0
+    n_small = len(list(small.glob("model-*.safetensors")))
+    assert n_small > len(list(sharded_llama.glob("model-*.safetensors")))
+    _check_index_complete(small)
+    for f in small.glob("model-*.safetensors"):
+        assert sum(t.nbytes for t in read_header(f).tensors.values()) <= 20_000
+    # the Python API, with bytes: one file, no index (as transformers writes an unsharded model)
+    one = tmp_path / "one"
+    dnnkit.prune(str(sharded_llama), ratio=0.3, output=str(one), max_shard_size=10**9)
+    assert (one / "model.safetensors").is_file() and not (one / INDEX_NAME).exists()
+    # a dnnkit output fed back in keeps its own (new) sharding
+    again = tmp_path / "again"
+    dnnkit.prune(str(small), ratio=0.6, output=str(again))
+    assert len(list(again.glob("model-*.safetensors"))) == n_small
+    assert load_model(str(again)).recipe[-1]["params"]["ratio"] == 0.6
+
+
+def test_result_save_takes_a_shard_size(sharded_llama, tmp_path):
+    import dnnkit
+
+    result = dnnkit.prune(str(sharded_llama), ratio=0.5)
+    result.save(tmp_path / "saved", max_shard_size="30KB")
+    assert len(list((tmp_path / "saved").glob("model-*.safetensors"))) > 1
+    _check_index_complete(tmp_path / "saved")
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-5MB", "12 parsecs", "1.5XB"])
+def test_bad_max_shard_size_is_one_line_exit_2(sharded_llama, tmp_path, value):
+    out = tmp_path / "never"
+    result = _cli("prune", sharded_llama, "--ratio", "0.5", "-o", out, "--max-shard-size", value)
+    assert result.exit_code == 2
+    assert [line for line in result.stderr.splitlines() if line.startswith("error:")] == [
+        next(line for line in result.stderr.splitlines() if line.startswith("error:"))]
+    assert "--max-shard-size" in result.stderr and "Traceback" not in result.stderr
+    assert not out.exists() and not list(tmp_path.glob(".never*"))
+
+
+def test_max_shard_size_needs_a_folder_output(sharded_llama, digits_mlp_ref, tmp_path):
+    for model, out in ((sharded_llama, tmp_path / "x.safetensors"), (digits_mlp_ref, tmp_path / "folder")):
+        result = _cli("prune", model, "--ratio", "0.5", "-o", out, "--max-shard-size", "1MB")
+        assert result.exit_code == 2, result.output
+        assert "--max-shard-size applies to Hugging Face folder outputs" in result.stderr
+        assert not out.exists()
+
+
+def test_parse_and_split():
+    assert parse_shard_size("500MB") == 500 * 10**6 and parse_shard_size("2GB") == 2 * 10**9
+    assert parse_shard_size("1.5GiB") == int(1.5 * 2**30) and parse_shard_size(" 7 kb ") == 7000
+    assert parse_shard_size(None) is None and parse_shard_size(123) == 123
+    with pytest.raises(InputError):
+        parse_shard_size("2 G B")
+    tensors = {"a": torch.zeros(10), "big": torch.zeros(100), "b": torch.zeros(10), "c": torch.zeros(10)}
+    layout = split_shards(tensors, 80)  # 40 bytes each, "big" (400) alone, as transformers splits
+    assert list(layout.values()) == [["big"], ["a", "b"], ["c"]]
+    assert list(layout) == [f"model-0000{i}-of-00003.safetensors" for i in (1, 2, 3)]
+    assert split_shards(tensors, None) == {"model.safetensors": list(tensors)}
