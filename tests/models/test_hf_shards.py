@@ -124,3 +124,22 @@ def test_parse_and_split():
     assert list(layout.values()) == [["big"], ["a", "b"], ["c"]]
     assert list(layout) == [f"model-0000{i}-of-00003.safetensors" for i in (1, 2, 3)]
     assert split_shards(tensors, None) == {"model.safetensors": list(tensors)}
+
+
+def test_interrupted_sharded_write_leaves_nothing(sharded_llama, tmp_path, monkeypatch):
+    import dnnkit.models.safetensors_io as io
+
+    real, calls = io.save_tensors, []
+
+    def fail_on_second_shard(path, tensors, metadata=None):
+        calls.append(path)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        real(path, tensors, metadata)
+
+    monkeypatch.setattr(io, "save_tensors", fail_on_second_shard)
+    import dnnkit
+
+    with pytest.raises(KeyboardInterrupt):
+        dnnkit.prune(str(sharded_llama), ratio=0.5, output=str(tmp_path / "out"))
+    assert len(calls) == 2 and list(tmp_path.iterdir()) == []
