@@ -89,7 +89,9 @@ def _finish(numel: int, counts: list[int], l1: float, l2: float, lo: float, hi: 
 def tensor_stats_torch(t: torch.Tensor, *, chunk_size: int = CHUNK) -> TensorStats:
     """PyTorch reference: walks the flattened tensor in chunks upcast to float64, on t's device.
 
-    L2 keeps a running scale (largest |x| so far) so float64 inputs beyond 1e154 do not overflow.
+    A float16/bfloat16/float32 chunk without NaN/Inf (its aminmax is finite) takes three reductions (range,
+    L1, a float64 dot for L2); other chunks mask the non-finite values. L2 keeps a running scale (largest
+    |x| so far) on that path, so float64 inputs beyond 1e154 do not overflow.
     """
     _check(t)
     flat = t.detach().reshape(-1)
@@ -106,9 +108,19 @@ def tensor_stats_torch(t: torch.Tensor, *, chunk_size: int = CHUNK) -> TensorSta
     ssq = torch.zeros((), dtype=torch.float64, device=dev)  # sum of (|x| / scale)^2
     lo = torch.full((), math.inf, dtype=torch.float64, device=dev)
     hi = torch.full((), -math.inf, dtype=torch.float64, device=dev)
+    plain_ssq = torch.zeros((), dtype=torch.float64, device=dev)  # sum of x^2 of the chunks on the fast path
+    bounded = flat.dtype in KERNEL_DTYPES  # |x| <= 3.4e38: squares cannot overflow float64
     for start in range(0, n, chunk_size):
-        c = flat[start : start + chunk_size].to(torch.float64)
-        counts[0] += (c == 0).sum()
+        native = flat[start : start + chunk_size]
+        c = native.to(torch.float64)
+        counts[0] += native.numel() - torch.count_nonzero(native)
+        if bounded:
+            c_lo, c_hi = torch.aminmax(c)
+            if bool(torch.isfinite(c_lo) & torch.isfinite(c_hi)):  # no NaN (it propagates) and no Inf
+                lo, hi = torch.minimum(lo, c_lo), torch.maximum(hi, c_hi)
+                l1 += torch.linalg.vector_norm(c, 1)
+                plain_ssq += torch.dot(c, c)
+                continue
         if is_float:
             fin = torch.isfinite(c)
             counts[1] += torch.isnan(c).sum()
@@ -126,6 +138,8 @@ def tensor_stats_torch(t: torch.Tensor, *, chunk_size: int = CHUNK) -> TensorSta
         ssq = ssq * (scale / safe) ** 2 + ((a / safe) ** 2).sum()
         scale = new_scale
     l2 = scale * ssq.sqrt()
+    if bool(plain_ssq > 0):
+        l2 = (l2 * l2 + plain_ssq).sqrt()
     floats = torch.stack([l1, l2, lo, hi]).tolist()
     return _finish(n, counts.tolist(), *floats)
 
