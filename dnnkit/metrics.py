@@ -144,6 +144,14 @@ def outputs(model: nn.Module, task: str, inputs: Inputs, batch_size: int = 256) 
     return torch.cat(parts)
 
 
+def token_nll(logits: torch.Tensor, ids: torch.Tensor) -> tuple[float, int]:
+    """Summed next-token negative log-likelihood of a batch of token blocks, and the number of predictions."""
+    logits = logits.float()
+    loss = nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1),
+                                       reduction="sum")
+    return float(loss), ids[:, 1:].numel()
+
+
 @torch.no_grad()
 def perplexity(model: nn.Module, inputs: Inputs, batch_size: int = 8) -> float:
     """Token-level perplexity of a causal LM on token blocks (next-token prediction)."""
@@ -151,11 +159,9 @@ def perplexity(model: nn.Module, inputs: Inputs, batch_size: int = 8) -> float:
     total, count = 0.0, 0
     for i in range(0, len(inputs), batch_size):
         ids = inputs.x[i:i + batch_size]
-        logits = model(input_ids=ids).logits.float()
-        loss = nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1),
-                                           reduction="sum")
-        total += float(loss)
-        count += ids[:, 1:].numel()
+        nll, n = token_nll(model(input_ids=ids).logits, ids)
+        total += nll
+        count += n
     return math.exp(total / max(count, 1))
 
 

@@ -7,18 +7,20 @@ sum((Y' - Y)^2) / sum(Y^2) over the evaluation set.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from dnnkit.metrics import Inputs, outputs, perplexity
+from dnnkit.metrics import Inputs, forward_output, outputs, token_nll
 
 
 @dataclass
 class Reference:
-    """The dense model's outputs on the evaluation inputs (None for causal LMs: compared batch by batch)."""
+    """The dense model's outputs on the evaluation inputs (None for causal LMs: compared batch by batch, and
+    the dense perplexity in `metrics` is filled by the first `fidelity` call, from the same dense forward)."""
 
     task: str
     inputs: Inputs
@@ -49,13 +51,11 @@ def _task_metrics(task: str, model: nn.Module, inputs: Inputs, y: torch.Tensor |
     out: dict[str, Any] = {}
     if task == "classifier" and inputs.y is not None and y is not None:
         out["accuracy"] = float((y.argmax(-1) == inputs.y).double().mean())
-    if task == "causal-lm":
-        out["perplexity"] = perplexity(model, inputs, batch_size=8)
     return out
 
 
 def make_reference(dense: nn.Module, task: str, inputs: Inputs) -> Reference:
-    """Evaluate the dense model once."""
+    """Evaluate the dense model once (a causal LM's at the first `fidelity` call, one forward per batch)."""
     y = None if task == "causal-lm" else outputs(dense, task, inputs, _batch(inputs))
     return Reference(task, inputs, dense, y, _task_metrics(task, dense, inputs, y))
 
@@ -65,16 +65,7 @@ def fidelity(model: nn.Module, ref: Reference) -> dict[str, Any]:
     """Metrics of `model` on the reference inputs, plus its distance to the dense outputs."""
     inputs = ref.inputs
     if ref.task == "causal-lm":
-        num = den = 0.0
-        for i in range(0, len(inputs), 8):
-            part = inputs.slice(i, i + 8)
-            a = outputs(model, ref.task, part, 8)
-            b = outputs(ref.dense, ref.task, part, 8)
-            num += float(((a.double() - b.double()) ** 2).sum())
-            den += float((b.double() ** 2).sum())
-        result = _task_metrics(ref.task, model, inputs, None)
-        result["relative_output_mse"] = num / max(den, 1e-300)
-        return result
+        return _lm_fidelity(model, ref)
     y = outputs(model, ref.task, inputs, _batch(inputs))
     result = _task_metrics(ref.task, model, inputs, y)
     yd, rd = y.double(), ref.y.double()
@@ -85,6 +76,26 @@ def fidelity(model: nn.Module, ref: Reference) -> dict[str, Any]:
         result["cosine_min"] = float(cos.min())
         result["nn_agreement"] = nn_agreement(y, ref.y)
     return result
+
+
+def _lm_fidelity(model: nn.Module, ref: Reference, batch_size: int = 8) -> dict[str, Any]:
+    """Perplexity and relative logit MSE from one forward of each model per batch (logits never all held)."""
+    model.eval()
+    ref.dense.eval()
+    num = den = nll = nll_dense = 0.0
+    count = 0
+    for i in range(0, len(ref.inputs), batch_size):
+        part = ref.inputs.slice(i, i + batch_size)
+        a = forward_output(model, ref.task, part).float()
+        b = forward_output(ref.dense, ref.task, part).float()
+        num += float(((a.double() - b.double()) ** 2).sum())
+        den += float((b.double() ** 2).sum())
+        step, n = token_nll(a, part.x)
+        nll += step
+        nll_dense += token_nll(b, part.x)[0]
+        count += n
+    ref.metrics.setdefault("perplexity", math.exp(nll_dense / max(count, 1)))
+    return {"perplexity": math.exp(nll / max(count, 1)), "relative_output_mse": num / max(den, 1e-300)}
 
 
 def headline(metrics: dict[str, Any]) -> tuple[str, float] | None:
