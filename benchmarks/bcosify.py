@@ -7,6 +7,8 @@ pointing game (2x2 grids) for the B-cos models vs input x gradient on the origin
 structural check on timm models (random init): equivalence at B = 1, completeness at B = 2, replay.
 
     python benchmarks/bcosify.py [--quick]   # writes docs/benchmarks/bcosify.md
+    python benchmarks/bcosify.py --sweep     # lr x logit-scale grid, B-cosified and from scratch:
+                                             # writes docs/benchmarks/bcosify-sweep.md
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import statistics
 import torch
 from harness import (
     DOCS,
+    Page,
     Run,
     Timer,
     dump_json,
@@ -34,8 +37,10 @@ from dnnkit.data import load_data
 from dnnkit.models.registry import load_model
 from dnnkit.probes.explain.dynamic import explain_dynamic, input_x_gradient
 from dnnkit.probes.explain.pointing import grid_pointing_game
-from dnnkit.surgery.bcos.convert import BcosOptions, convert
+from dnnkit.surgery.bcos.convert import NORM_KINDS, BcosOptions, convert, plan_conversion
 from dnnkit.surgery.bcos.finetune import finetune
+from dnnkit.surgery.bcos.pipeline import BcosifyConfig
+from dnnkit.surgery.bcos.scratch import scratch_bcos
 from dnnkit.train import accuracy
 from dnnkit.zoo.build import build_zoo_network
 
@@ -43,7 +48,12 @@ from dnnkit.zoo.build import build_zoo_network
 # trained from scratch - goes through the same convert + finetune calls on this script's seeded train/test subsets,
 # with completeness read on one fixed batch of 64 test images; the command draws its own subsets and measures
 # completeness in batches of 32, so its figures would not be the same numbers.
-LR, FT_BATCH = 1e-3, 64  # fine-tuning: Adam with a cosine schedule, BCE, +-1 px shifts (the library's finetune)
+# Fine-tuning: Adam with a cosine schedule, BCE, +-1 px shifts (the library's finetune) at the library's defaults.
+LR, SCALE, FT_BATCH = BcosifyConfig.lr, BcosifyConfig.logit_scale, BcosifyConfig.batch_size
+# The from-scratch control per model: the best (final accuracy) of the same lr x logit-scale grid as the
+# B-cosified model (`--sweep`, docs/benchmarks/bcosify-sweep.md), with the unit-gain initialisation.
+SCRATCH = {"digits-cnn": (1e-2, "auto"), "fashion-cnn": (1e-2, "auto")}
+SWEEP_LRS, SWEEP_SCALES = (1e-3, 3e-3, 1e-2), ("auto", "1")
 WITHIN = 0.005  # target: within 0.5 points of the original's accuracy
 SPEEDUP, POINTING, IXG_POINTING, COMPLETE, EQUIV = 3, 0.85, 0.40, 1e-5, 1e-5  # the spec's / papers' figures
 
@@ -71,8 +81,16 @@ def pointing(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, grids: in
         return float("nan")
 
 
+def run_key(lr: float, scale: str) -> str:
+    return f"lr{lr:g}_s{scale}"
+
+
 def run_model(name: str, data: str, train_n: int | None, test_n: int | None, epochs: int, scratch_epochs: int,
-              grids: int, encodings: list[str], extra: tuple[str, ...] = ()) -> dict:
+              grids: int, encodings: list[str], extra: tuple[str, ...] = (),
+              sweep: tuple[tuple[float, str], ...] = ()) -> dict:
+    """One zoo CNN. Default: the encodings at the library's defaults (+ `extra` "LR[:SCALE]" rows, exact
+    encoding) and the from-scratch control at its tuned setting. `sweep`: the exact encoding and the
+    from-scratch control at every (lr, logit scale) of the grid (no encoding rows)."""
     log(f"== {name}")
     loaded = load_model(f"zoo:{name}")
     orig = loaded.model.eval()
@@ -82,20 +100,29 @@ def run_model(name: str, data: str, train_n: int | None, test_n: int | None, epo
     shape = tuple(xte.shape[1:])
     check = xte[torch.randperm(len(xte), generator=torch.Generator().manual_seed(0))[:64]]
     res: dict = {"name": name, "train_n": len(xtr), "test_n": len(xte), "epochs": epochs, "grids": grids,
-                 "full_train": len(tr.x), "full_test": len(te.x)}
+                 "full_train": len(tr.x), "full_test": len(te.x), "lr": LR, "logit_scale": SCALE}
     res["original"] = accuracy(orig, xte, yte)
     fixed = None if name == "fashion-cnn" else tuple(shape[-2:])
     with Timer() as t:
         res["ixg_pointing"] = pointing(orig, xte, yte, grids, fixed, "ixg")
         res["ixg_completeness"] = ixg_completeness(orig, check)
     log(f"original {res['original']:.4f} ixg pointing {res['ixg_pointing']:.3f} ({t.wall:.0f}s)")
-    runs = [(enc, LR, "auto", enc) for enc in encodings]
-    for spec in extra:  # "LR" or "LR:LOGIT_SCALE"
-        lr, _, scale = spec.partition(":")
-        runs.append(("exact", float(lr), scale or "auto", f"exact_lr{float(lr):g}" + (f"_s{scale}" if scale else "")))
+    # With a normalisation layer `auto` resolves to 1 (spec 2.2 / convert.resolve_logit_scale): one run serves both.
+    auto_is_one = any(k in NORM_KINDS for k in plan_conversion(orig, shape).units.values())
+    grid = [(lr, sc) for lr, sc in sweep if not (auto_is_one and sc != "auto" and float(sc) == 1.0)]
+    res["auto_is_one"] = auto_is_one
+    if sweep:
+        runs = [("exact", lr, sc, f"exact_{run_key(lr, sc)}") for lr, sc in grid]
+    else:
+        runs = [(enc, LR, SCALE, enc) for enc in encodings]
+        for spec in extra:  # "LR" or "LR:LOGIT_SCALE"
+            lr, _, scale = spec.partition(":")
+            runs.append(("exact", float(lr), scale or SCALE,
+                         f"exact_lr{float(lr):g}" + (f"_s{scale}" if scale else "")))
     for enc, lr, scale, key in runs:
         model, plan, _changes, delta = convert(orig, shape, BcosOptions(encoding=enc, logit_scale=scale), check)
-        out = {"equivalence": delta, "epoch0": accuracy(model, xte, yte), "logit_scale": model.logit_scale, "lr": lr}
+        out = {"equivalence": delta, "epoch0": accuracy(model, xte, yte), "logit_scale": model.logit_scale, "lr": lr,
+               "scale_option": scale}
         ft = finetune(model, xtr, ytr, epochs=epochs, lr=lr, batch_size=FT_BATCH,
                       eval_fn=lambda m: accuracy(m, xte, yte))
         out.update(acc=ft.accuracy, seconds=ft.seconds, completeness=completeness(model, check))
@@ -104,15 +131,19 @@ def run_model(name: str, data: str, train_n: int | None, test_n: int | None, epo
         log(f"bcosified {key}: {[round(a, 4) for a in ft.accuracy]} {ft.seconds:.0f}s compl {out['completeness']:.2g}"
             f" pointing {out['pointing']:.3f} ({t.wall:.0f}s)")
         res[f"bcosified_{key}"] = out
-    torch.manual_seed(0)
-    fresh = build_zoo_network(name).eval()
-    model, *_ = convert(fresh, shape, BcosOptions(), check)
-    ft = finetune(model, xtr, ytr, epochs=scratch_epochs, lr=LR, batch_size=FT_BATCH,
-                  eval_fn=lambda m: accuracy(m, xte, yte))
-    out = {"acc": ft.accuracy, "seconds": ft.seconds, "completeness": completeness(model, check)}
-    out["pointing"] = pointing(model, xte, yte, grids, fixed)
-    log(f"scratch: {[round(a, 4) for a in ft.accuracy]} {ft.seconds:.0f}s pointing {out['pointing']:.3f}")
-    res["scratch"] = out
+    scratch_runs = [(lr, sc, f"scratch_{run_key(lr, sc)}") for lr, sc in grid] if sweep else \
+        [(*SCRATCH[name], "scratch")]
+    for lr, scale, key in scratch_runs:
+        torch.manual_seed(0)
+        fresh = build_zoo_network(name).eval()
+        model, _plan = scratch_bcos(fresh, shape, BcosOptions(logit_scale=scale), xtr[:256], check)
+        out = {"lr": lr, "scale_option": scale, "logit_scale": model.logit_scale}
+        ft = finetune(model, xtr, ytr, epochs=scratch_epochs, lr=lr, batch_size=FT_BATCH,
+                      eval_fn=lambda m: accuracy(m, xte, yte))
+        out.update(acc=ft.accuracy, seconds=ft.seconds, completeness=completeness(model, check))
+        out["pointing"] = pointing(model, xte, yte, grids, fixed)
+        log(f"{key}: {[round(a, 4) for a in ft.accuracy]} {ft.seconds:.0f}s pointing {out['pointing']:.3f}")
+        res[key] = out
     return res
 
 
@@ -156,7 +187,7 @@ def first_epoch_at(acc: list[float], target: float) -> int | None:
     return None
 
 
-def write_markdown(results: list[dict], struct: list[dict], record: dict) -> str:
+def write_markdown(results: list[dict], struct: list[dict] | str, record: dict, out_path: str | None = None) -> str:
     lines = ["# Benchmark: `dnnkit bcosify` (B-cosification) and `dnnkit explain`", "",
              f"Command: `{record['command']}` · machine: {machine_note(record)} (other jobs share it: wall times are "
              f"indicative only) · total wall {record.get('wall_s', 0) / 60:.1f} min", ""]
@@ -167,8 +198,13 @@ def write_markdown(results: list[dict], struct: list[dict], record: dict) -> str
                   + (f" (**scaled down** from {r['full_train']}/{r['full_test']} to fit the time budget)"
                      if r["train_n"] < r["full_train"] or r["test_n"] < r["full_test"] else "")
                   + f", {r['epochs']} fine-tuning epochs, "
-                  f"Adam {LR:g} cosine, batch {FT_BATCH}, ±1 px shifts, BCE; grid pointing game on {r['grids']} 2×2 "
-                  "grids.", ""]
+                  f"Adam {r.get('lr', 1e-3):g} cosine, logit scale {r.get('logit_scale', 'auto')} (the defaults), "
+                  f"batch {FT_BATCH}, ±1 px shifts, BCE; grid pointing game on {r['grids']} 2×2 grids."
+                  + (f" B-cos from scratch: the converted architecture with random weights and the unit-gain "
+                     f"initialisation (`dnnkit.surgery.bcos.scratch`), Adam {r['scratch']['lr']:g}, logit scale "
+                     f"{r['scratch']['scale_option']} ({r['scratch']['logit_scale']:.3g}), the best of the same "
+                     "lr × logit-scale grid as the B-cosified model ([bcosify-sweep.md](bcosify-sweep.md))."
+                     if "lr" in r["scratch"] else ""), ""]
         lines += header(["model", *(f"ep{e}" for e in show), "wall", "completeness (median rel.)",
                          "grid pointing 2×2"])
         for key in [k[len("bcosified_"):] for k in r if k.startswith("bcosified_")]:
@@ -207,7 +243,16 @@ def write_markdown(results: list[dict], struct: list[dict], record: dict) -> str
                   f"({mark(ex['equivalence'] <= EQUIV)}); logit scale {ex['logit_scale']:.4g}",
                   f"- from scratch within {100 * WITHIN:g} points of the original ({100 * r['original']:.2f}%): "
                   f"{'reached at epoch ' + str(ep_s) if ep_s else 'not reached'} in {len(s['acc'])} epochs", ""]
-    if struct:
+    if struct == "keep":  # --skip-structural on a page that has one: the section stays as it was
+        kept = Page.read(out_path) if out_path else Page()
+        section = next((sec for sec in kept.sections if sec[0].startswith("## Structural check")), None)
+        note = "(Kept from the previous run of this page: the structural check was not rerun.)"
+        if section:
+            body = [line for line in section if line != note]
+            while body and body[-1] == "":
+                body.pop()
+            lines += [*body, "", note, ""]
+    elif struct:
         lines += ["## Structural check (timm, random init, two 224×224 inputs, float64)", "",
                   *header(["model", "equivalence max abs Δ (B = 1)", "GAP reorder", "completeness max (B = 2, exact)",
                            "constant share (max)", "replay reload max abs Δ", "modules", "time"])]
@@ -223,41 +268,137 @@ def write_markdown(results: list[dict], struct: list[dict], record: dict) -> str
     return "\n".join(lines)
 
 
+def sweep_row(r: dict, kind: str, lr: float, scale: str) -> dict | None:
+    """The sweep result of `kind` (exact / scratch) at (lr, scale); `auto` stands for 1 on a normalised net."""
+    prefix = "bcosified_exact" if kind == "exact" else "scratch"
+    found = r.get(f"{prefix}_{run_key(lr, scale)}")
+    if found is None and r.get("auto_is_one") and scale != "auto":
+        found = r.get(f"{prefix}_{run_key(lr, 'auto')}")
+    return found
+
+
+def sweep_choice(results: list[dict], kind: str) -> list[dict]:
+    """Per grid point: final accuracy and pointing on each model and their means, best first (mean accuracy,
+    then mean pointing)."""
+    out = []
+    for lr in SWEEP_LRS:
+        for scale in SWEEP_SCALES:
+            got = [sweep_row(r, kind, lr, scale) for r in results]
+            if any(g is None for g in got):
+                continue
+            accs = [g["acc"][-1] for g in got]
+            points = [g["pointing"] if g["pointing"] == g["pointing"] else 0.0 for g in got]
+            out.append({"lr": lr, "scale": scale, "acc": accs, "pointing": points,
+                        "mean_acc": statistics.mean(accs), "mean_pointing": statistics.mean(points)})
+    return sorted(out, key=lambda c: (-round(c["mean_acc"], 6), -c["mean_pointing"]))
+
+
+def write_sweep(results: list[dict], record: dict) -> str:
+    lines = ["# Benchmark: `dnnkit bcosify` defaults sweep (learning rate × logit scale)", "",
+             f"Command: `{record['command']}` · machine: {machine_note(record)} (other jobs share it: wall times are "
+             f"indicative only) · total wall {record.get('wall_s', 0) / 60:.1f} min", "",
+             "The B-cosified network (exact encoding) and the B-cos network trained from scratch (the converted "
+             "architecture, random weights, unit-gain initialisation: `dnnkit.surgery.bcos.scratch`) on the same "
+             f"grid: Adam lr {{{', '.join(f'{lr:g}' for lr in SWEEP_LRS)}}} (cosine) × logit scale "
+             f"{{{', '.join(SWEEP_SCALES)}}}; batch {FT_BATCH}, ±1 px shifts, BCE, seed 0. `auto` is 1 on a network "
+             "with normalisation layers (`zoo:fashion-cnn`: one run stands for both), else std(original logits) / "
+             "std(converted logits) on 64 test images (for the from-scratch network: against the randomly "
+             "initialised original). Final = accuracy after the last epoch; pointing = grid pointing game (2×2).", ""]
+    for r in results:
+        lines += [f"## `zoo:{r['name']}`", "",
+                  f"Train samples {r['train_n']}, test samples {r['test_n']}"
+                  + (f" (**scaled down** from {r['full_train']}/{r['full_test']} to fit the time budget)"
+                     if r["train_n"] < r["full_train"] or r["test_n"] < r["full_test"] else "")
+                  + f"; B-cosified {r['epochs']} epochs, from scratch {3 * r['epochs']}; original "
+                  f"{100 * r['original']:.2f}%, input×gradient pointing {r['ixg_pointing']:.3f}.", ""]
+        lines += header(["model", "lr", "logit scale", "ep1", "ep3", "ep5", f"ep{r['epochs']}", "final", "best",
+                         "grid pointing 2×2", "completeness (median rel.)", "wall"])
+        for kind, label in (("exact", "B-cosified, exact"), ("scratch", "B-cos from scratch")):
+            for lr in SWEEP_LRS:
+                for scale in SWEEP_SCALES:
+                    b = r.get(("bcosified_exact" if kind == "exact" else "scratch") + f"_{run_key(lr, scale)}")
+                    if b is None:
+                        continue
+                    acc = b["acc"]
+                    shown = [f"{100 * acc[e - 1]:.2f}" if e <= len(acc) else "–" for e in (1, 3, 5, r["epochs"])]
+                    sc = f"{scale} ({b['logit_scale']:.3g})" if scale == "auto" else scale
+                    lines.append(row([label, f"{lr:g}", sc, *shown, f"{100 * acc[-1]:.2f}",
+                                      f"{100 * max(acc):.2f}", f"{b['pointing']:.3f}", f"{b['completeness']:.2g}",
+                                      f"{b['seconds']:.0f} s"]))
+        lines.append("")
+    names = [f"`{r['name']}`" for r in results]
+    lines += ["## Choice", ""]
+    for kind, label in (("exact", "B-cosified (the CLI/library defaults)"),
+                        ("scratch", "from scratch (the control)")):
+        ranked = sweep_choice(results, kind)
+        if not ranked:
+            continue
+        lines += [f"{label}, ranked by mean final accuracy over the models, then mean pointing:", "",
+                  *header(["lr", "logit scale", *(f"{n} final" for n in names), *(f"{n} pointing" for n in names),
+                           "mean final", "mean pointing"])]
+        for c in ranked:
+            lines.append(row([f"{c['lr']:g}", c["scale"], *(f"{100 * a:.2f}" for a in c["acc"]),
+                              *(f"{p:.3f}" for p in c["pointing"]), f"{100 * c['mean_acc']:.2f}",
+                              f"{c['mean_pointing']:.3f}"]))
+        best = ranked[0]
+        top_point = max(ranked, key=lambda c: c["mean_pointing"])
+        lines += ["", f"Best: lr {best['lr']:g}, logit scale {best['scale']}"
+                  + ("; it also has the best mean pointing." if top_point is best else
+                     f"; best mean pointing: lr {top_point['lr']:g}, logit scale {top_point['scale']}."), ""]
+    return "\n".join(lines)
+
+
 def main() -> None:
     p = parser(__doc__)
     p.add_argument("--quick", action="store_true", help="tiny budgets (smoke run)")
-    p.add_argument("--out", default=str(DOCS / "bcosify.md"))
+    p.add_argument("--out", default=None, help="the page (default docs/benchmarks/bcosify.md, with --sweep "
+                                               "docs/benchmarks/bcosify-sweep.md)")
     p.add_argument("--json", default=None, help="also save the results here (the page can be rebuilt from it)")
     p.add_argument("--from-json", default=None, help="only rewrite --out from a saved --json file")
     p.add_argument("--fashion-train", type=int, default=3000)
     p.add_argument("--fashion-test", type=int, default=1000)
+    p.add_argument("--fashion-epochs", type=int, default=5, help="B-cosified epochs on fashion (from scratch: 3x)")
     p.add_argument("--skip-fashion", action="store_true")
-    p.add_argument("--skip-structural", action="store_true")
+    p.add_argument("--skip-digits", action="store_true")
+    p.add_argument("--skip-structural", action="store_true",
+                   help="do not rerun the timm structural check (the page keeps its previous section)")
     p.add_argument("--extra", action="append", default=[], metavar="LR[:LOGIT_SCALE]",
                    help="also fine-tune the exact encoding with this learning rate (and logit scale); a row each")
+    p.add_argument("--sweep", action="store_true", help="the lr x logit-scale grid (B-cosified and from scratch) "
+                                                        "instead of the default rows; no structural check")
     args = p.parse_args()
+    out = args.out or str(DOCS / ("bcosify-sweep.md" if args.sweep else "bcosify.md"))
     if args.from_json:
         saved = load_json(args.from_json)
-        write_page(args.out, write_markdown(saved["results"], saved["structural"], saved["run"]))
+        text = write_sweep(saved["results"], saved["run"]) if saved.get("sweep") else \
+            write_markdown(saved["results"], saved["structural"], saved["run"], out)
+        write_page(out, text)
         return
     run = Run(threads=1)
     results = []
+    grid = tuple((lr, sc) for lr in SWEEP_LRS for sc in SWEEP_SCALES) if args.sweep else ()
+    fe = args.fashion_epochs
     if args.quick:
         results.append(run_model("digits-cnn", "digits", 300, 200, 2, 3, 10, ["exact"]))
     else:
-        results.append(run_model("digits-cnn", "digits", None, None, 10, 30, 250, ["exact", "paper"],
-                                 tuple(args.extra)))
+        if not args.skip_digits:
+            results.append(run_model("digits-cnn", "digits", None, None, 10, 30, 250, ["exact", "paper"],
+                                     tuple(args.extra), grid))
         if not args.skip_fashion:
-            results.append(run_model("fashion-cnn", "fashion-mnist", args.fashion_train, args.fashion_test, 5, 15,
-                                     100, ["exact"]))
-    struct = [] if args.skip_structural else structural(
-        ["resnet18"] if args.quick else ["resnet18", "densenet121", "convnext_atto", "vit_tiny_patch16_224",
-                                          "deit_tiny_patch16_224"])
+            results.append(run_model("fashion-cnn", "fashion-mnist", args.fashion_train, args.fashion_test, fe,
+                                     3 * fe, 100, ["exact"], sweep=grid))
+    if args.sweep:
+        struct: list[dict] | str = []
+    elif args.skip_structural:
+        struct = "keep"
+    else:
+        struct = structural(["resnet18"] if args.quick else ["resnet18", "densenet121", "convnext_atto",
+                                                              "vit_tiny_patch16_224", "deit_tiny_patch16_224"])
     record = run.finish()
     if args.json:
-        dump_json(args.json, {"results": results, "structural": struct, "run": record})
-    text = write_markdown(results, struct, record)
-    write_page(args.out, text)
+        dump_json(args.json, {"results": results, "structural": struct, "run": record, "sweep": args.sweep})
+    text = write_sweep(results, record) if args.sweep else write_markdown(results, struct, record, out)
+    write_page(out, text)
     print(text)
 
 
