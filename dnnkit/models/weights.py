@@ -137,13 +137,30 @@ class GGUFWeights:
         return tuple(int(d) for d in reversed(self._tensors[name].shape.tolist()))
 
     def get(self, name: str) -> torch.Tensor:
+        """The tensor as fp32: quantised types dequantised, F64 and the integer types (I8 to I64) converted
+        (exact up to 2**24); an empty tensor is an empty fp32 tensor of its shape."""
         import numpy as np
         import torch
+        from gguf.constants import GGMLQuantizationType as Q
         from gguf.quants import dequantize
 
         t = self._tensors[name]
-        arr = dequantize(t.data, t.tensor_type)
-        return torch.from_numpy(np.array(arr, dtype=np.float32)).reshape(self.shape(name))
+        shape = self.shape(name)
+        if int(t.n_elements) == 0:
+            return torch.zeros(shape)
+        try:
+            if t.tensor_type in (Q.F64, Q.I8, Q.I16, Q.I32, Q.I64):
+                arr = np.asarray(t.data).astype(np.float32)
+            else:
+                arr = dequantize(t.data, t.tensor_type)
+            return torch.from_numpy(np.array(arr, dtype=np.float32)).reshape(shape)
+        except NotImplementedError as exc:  # the gguf library dequantises most types, not all (Q8_1, Q8_K)
+            raise InputError(f"{self.path}: tensor {name!r} is {t.tensor_type.name}, a type dnnkit cannot "
+                             "dequantise") from exc
+        except (ValueError, RuntimeError) as exc:
+            first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+            raise InputError(f"{self.path}: tensor {name!r} ({t.tensor_type.name}) cannot be read ({first})") \
+                from exc
 
     def metadata(self) -> dict[str, object]:
         """Descriptive header fields: architecture, name, file type, block count."""

@@ -191,11 +191,12 @@ class Target:
     setup: Callable[[Path], Any]
     case: Callable[[random.Random, Path, Any], Callable[[], Any]]
 
-    def run(self, n: int, seed: int, workdir: Path) -> Tally:
+    def run(self, n: int, seed: int, workdir: Path, indices: list[int] | None = None) -> Tally:
+        """Cases 0..n-1 of `seed` (or just `indices`, to replay the ones a benchmark run reported)."""
         workdir.mkdir(parents=True, exist_ok=True)
         state = self.setup(workdir)
         tally = Tally()
-        for i in range(n):
+        for i in range(n) if indices is None else indices:
             rng = random.Random(f"{seed}:{self.name}:{i}")
             t0 = time.perf_counter()
             outcome, exc = run_case(self.case(rng, workdir, state))
