@@ -17,15 +17,18 @@ _MAX_CARD_BYTES = 1 << 20  # a card larger than this is kept verbatim, its front
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.\-]*/[\w.\-]+")
 
 
+def is_hub_id(name: Any) -> bool:
+    """Whether `name` reads as a Hub repository id (ORG/NAME), not a local path."""
+    return isinstance(name, str) and _HUB_ID.fullmatch(name) is not None and not Path(name).exists()
+
+
 def base_model_name(reference: str, config: dict[str, Any] | None = None) -> str:
     """What the output was made from: the hub id of an `hf:` input or of a config's `_name_or_path`,
     else the input's name or path as the user gave it."""
     if reference.startswith("hf:"):
         return reference[3:]
     name = (config or {}).get("_name_or_path")
-    if isinstance(name, str) and _HUB_ID.fullmatch(name) and not Path(name).exists():
-        return name
-    return reference
+    return name if is_hub_id(name) else reference
 
 
 def split_front_matter(text: str) -> tuple[dict[str, Any] | None, str]:
@@ -134,8 +137,10 @@ def dnnkit_section(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def model_card(record: dict[str, Any], *, base_model: str, library_name: str, existing: str | None = None) -> str:
-    """The card text: `existing` (the input's card, kept) with dnnkit's front matter and section added."""
+def model_card(record: dict[str, Any], *, base_model: str | None, library_name: str,
+               existing: str | None = None) -> str:
+    """The card text: `existing` (the input's card, kept) with dnnkit's front matter and section added
+    (no `base_model` when None: an in-memory module with no hub id)."""
     import yaml
 
     recipe = [s for s in record.get("recipe") or [] if isinstance(s, dict)]
@@ -145,17 +150,18 @@ def model_card(record: dict[str, Any], *, base_model: str, library_name: str, ex
         meta = {}
     chained = "dnnkit" in _merge_tags(meta.get("tags"), [])  # the input is a dnnkit output: keep its base
     out = dict(meta)
-    if not (chained and meta.get("base_model")):
+    if base_model is not None and not (chained and meta.get("base_model")):
         out["base_model"] = base_model
     out["tags"] = _merge_tags(meta.get("tags"), ["dnnkit", op])
     out.setdefault("library_name", library_name)
     front = yaml.safe_dump(out, sort_keys=False, allow_unicode=True, width=120)
     if not body.strip():
-        body = f"# {base_model} ({op} by dnnkit)\n\nThis model is `{base_model}` after dnnkit surgery.\n"
+        source = base_model or str((record.get("source") or {}).get("reference") or "a model")
+        body = f"# {source} ({op} by dnnkit)\n\nThis model is `{source}` after dnnkit surgery.\n"
     return f"---\n{front}---\n\n{body.rstrip()}\n\n{dnnkit_section(record)}"
 
 
-def write_card(folder: Path, record: dict[str, Any], *, base_model: str, library_name: str) -> Path:
+def write_card(folder: Path, record: dict[str, Any], *, base_model: str | None, library_name: str) -> Path:
     """Write (or extend) `folder/README.md`; a card already there (copied from the input) is kept."""
     path = folder / CARD_NAME
     existing = None

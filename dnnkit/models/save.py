@@ -105,8 +105,7 @@ def write_hf_folder(out: str | Path, model: nn.Module, record: dict[str, Any], s
         model.config.save_pretrained(tmp)
         write_weights(tmp, tensors, {"format": "pt", "dnnkit": text}, shard_bytes)
         (tmp / "dnnkit.json").write_text(json.dumps(record, indent=2, default=_json_default) + "\n")
-        write_card(tmp, record, base_model=base_model or str(record.get("source", {}).get("reference", "")),
-                   library_name="transformers")
+        write_card(tmp, record, base_model=base_model, library_name="transformers")
     return record
 
 
@@ -135,8 +134,7 @@ def write_timm_folder(out: str | Path, model: nn.Module, record: dict[str, Any],
             save_config_for_hf(model, tmp / "config.json")
         save_tensors(tmp / "model.safetensors", tensors, {"format": "pt", "dnnkit": text})
         (tmp / "dnnkit.json").write_text(json.dumps(record, indent=2, default=_json_default) + "\n")
-        write_card(tmp, record, base_model=base_model or str(record.get("source", {}).get("reference", "")),
-                   library_name="timm")
+        write_card(tmp, record, base_model=base_model, library_name="timm")
     return record
 
 
@@ -198,12 +196,15 @@ def save_model(loaded: LoadedModel, model: nn.Module, out: str | Path, step: dic
                      hint="a folder output is written only for unchanged Hugging Face or timm architectures")
 
 
-def base_model_of(loaded: LoadedModel) -> str:
+def base_model_of(loaded: LoadedModel) -> str | None:
     """The card's `base_model`: the input's hub id when known (hf:ORG/NAME, a config's `_name_or_path`),
-    else its name or path as given."""
-    from dnnkit.models.card import base_model_name
+    else its name or path as given; for an in-memory module only a hub id (else None: no base_model)."""
+    from dnnkit.models.card import base_model_name, is_hub_id
 
     config: dict[str, Any] | None = None
+    if loaded.ref.kind == "module":
+        name = getattr(getattr(loaded.model, "config", None), "_name_or_path", None)
+        return name if is_hub_id(name) else None
     if loaded.ref.kind == "hf-dir" and (loaded.ref.path / "config.json").is_file():
         try:
             config = json.loads((loaded.ref.path / "config.json").read_text())

@@ -110,3 +110,20 @@ def test_base_model_and_broken_cards():
     assert meta["tags"] == ["dnnkit", "lowrank"] and broken in body  # kept verbatim under dnnkit's front matter
     assert "**lowrank** with rank 8, method svd." in body and "| accuracy | 0.9 | 0.85 |" in body
     assert yaml.safe_load(text.split("---\n")[1])["base_model"] == "x"
+
+
+def test_in_memory_module_card_names_a_hub_base_only(tmp_path):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    import dnnkit
+
+    cfg = LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=32)
+    model = LlamaForCausalLM(cfg)
+    dnnkit.prune(model, ratio=0.5, output=str(tmp_path / "anon"))
+    meta, body = _card(tmp_path / "anon")
+    assert "base_model" not in meta and meta["tags"] == ["dnnkit", "prune"]
+    assert "<in-memory LlamaForCausalLM>" in body
+    model.config._name_or_path = "someorg/tiny-llama"
+    dnnkit.prune(model, ratio=0.5, output=str(tmp_path / "named"))
+    assert _card(tmp_path / "named")[0]["base_model"] == "someorg/tiny-llama"
