@@ -52,7 +52,7 @@ from dnnkit.zoo.build import build_zoo_network
 LR, SCALE, FT_BATCH = BcosifyConfig.lr, BcosifyConfig.logit_scale, BcosifyConfig.batch_size
 # The from-scratch control per model: the best (final accuracy) of the same lr x logit-scale grid as the
 # B-cosified model (`--sweep`, docs/benchmarks/bcosify-sweep.md), with the unit-gain initialisation.
-SCRATCH = {"digits-cnn": (1e-2, "auto"), "fashion-cnn": (1e-2, "auto")}
+SCRATCH = {"digits-cnn": (1e-2, "1"), "fashion-cnn": (1e-2, "1")}
 SWEEP_LRS, SWEEP_SCALES = (1e-3, 3e-3, 1e-2), ("auto", "1")
 WITHIN = 0.005  # target: within 0.5 points of the original's accuracy
 SPEEDUP, POINTING, IXG_POINTING, COMPLETE, EQUIV = 3, 0.85, 0.40, 1e-5, 1e-5  # the spec's / papers' figures

@@ -26,7 +26,7 @@ def bcosify_command(
                                                                   "else calibrated to the original's logits) or a "
                                                                   "number.")] = "auto",
     epochs: Annotated[int, typer.Option("--epochs", help="Fine-tuning epochs (0: convert only).", min=0)] = 10,
-    lr: Annotated[float, typer.Option("--lr", help="Adam learning rate (cosine schedule).")] = 1e-3,
+    lr: Annotated[float, typer.Option("--lr", help="Adam learning rate (cosine schedule).")] = 3e-3,
     batch_size: BatchSizeOpt = 64,
     augment: Annotated[str, typer.Option("--augment", help="shift (random 1-pixel shifts) or none.")] = "shift",
     no_plots: Annotated[bool, typer.Option("--no-plots", help="Write no PNG.")] = False,

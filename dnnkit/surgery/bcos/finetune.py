@@ -66,7 +66,7 @@ def b_at(epoch: float, b: float, warmup: int) -> float:
     return 1.0 + (b - 1.0) * min(1.0, epoch / warmup)
 
 
-def finetune(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, lr: float = 1e-3,
+def finetune(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, lr: float = 3e-3,
              batch_size: int = 64, b: float = 2.0, b_warmup: int = 0, augment: str = "shift", seed: int = 0,
              eval_fn: Callable[[nn.Module], float] | None = None, progress: ProgressReporter | None = None,
              description: str = "bcosify fine-tune") -> FinetuneResult:

@@ -29,7 +29,7 @@ class BcosifyConfig:
     mean: list[float] | None = None
     std: list[float] | None = None
     epochs: int = 10
-    lr: float = 1e-3
+    lr: float = 3e-3  # docs/benchmarks/bcosify-sweep.md: best mean accuracy and pointing on both zoo CNNs
     batch_size: int = 64
     augment: str = "shift"
     keep_maxpool: bool = False
