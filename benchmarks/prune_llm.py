@@ -192,7 +192,7 @@ def target_lines(results: dict[str, Any]) -> list[str]:
         speed = theirs["wall_s"] / mine["wall_s"]
         mem = mine["peak_rss_gb"] / theirs["peak_rss_gb"]
         name = f"{case.allocation}+{case.criterion}" if case.allocation != "uniform" else case.criterion
-        out.append(row([f"{TARGET_PREFIX}: {name} {case.level} perplexity ≤ {TIE:.2f}× theirs", "smollm2-135m",
+        out.append(row([f"{TARGET_PREFIX[2:]}: {name} {case.level} perplexity ≤ {TIE:.2f}× theirs", "smollm2-135m",
                         f"{mine['perplexity']:.2f} vs {theirs['perplexity']:.2f} ({ratio:.3f}×)", verdict,
                         f"wall {mine['wall_s']:.0f} s vs {theirs['wall_s']:.0f} s ({speed:.2f}× their speed); "
                         f"peak RSS {mine['peak_rss_gb']:.2f} vs {theirs['peak_rss_gb']:.2f} GB ({mem:.2f}×)"]))
