@@ -190,7 +190,7 @@ def main() -> None:
                 path = make_output(ref, command, folder, cache)
                 log(f"{ref} {label}: exporting")
                 row = measure(path, explain, folder)
-                row["surgery"] = label
+                row["model"], row["surgery"] = ref, label  # the zoo model, not the temporary output path
                 row["command"] = None if command is None else "dnnkit " + " ".join(command).replace("{ref}", ref)
                 rows.append(row)
     record = run.finish()
