@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +76,7 @@ def load_fashion_mnist(split: str) -> ImageData:
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 MAX_IMAGE_PIXELS = 4096 * 4096  # per image: a small file may decode to any size, so the header is checked first
+MAX_IMAGE_FILE_BYTES = 256 * 1024**2  # one image file; it is read whole, so a chunk length it claims reads no more
 MAX_CLASSES = 100_000
 GREY_MODES = ("L", "1", "I", "I;16")
 MAX_NPZ_BYTES = 16 * 1024**3  # decoded arrays of one npz (a zip may inflate a tiny file to any size)
@@ -106,20 +108,31 @@ def load_imagefolder(path: Path, split: str) -> ImageData:
     return _to_data(f"imagefolder:{path}", np.stack(xs)[idx], y[idx], classes)
 
 
-def read_image(f: Path) -> np.ndarray:
-    """One image file as float32 in [0, 1] (H x W grey, or H x W x 3); a broken or huge file is an InputError."""
+def image_bytes(f: Path) -> io.BytesIO:
+    """An image file's bytes, for PIL to decode from memory: a chunk whose length field claims gigabytes
+    then reads only what the file holds, where a file object would first allocate the claimed length."""
+    size = f.stat().st_size
+    if size > MAX_IMAGE_FILE_BYTES:
+        raise InputError(f"image {f} is {size} bytes (at most {MAX_IMAGE_FILE_BYTES} per image file)")
+    return io.BytesIO(f.read_bytes())
+
+
+def read_image(f: Path, mode: str | None = None) -> np.ndarray:
+    """One image file as float32 in [0, 1] (H x W grey, or H x W x 3; `mode` "L" or "RGB" converts, by
+    default grey stays grey); a broken or huge file is an InputError, checked before it is decoded."""
     import warnings
 
     from PIL import Image
 
+    data = image_bytes(f)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(f) as img:
+            with Image.open(data) as img:
                 width, height = img.size
                 if width * height > MAX_IMAGE_PIXELS or width * height == 0:
                     raise InputError(f"image {f} is {width}x{height} pixels (at most {MAX_IMAGE_PIXELS} per image)")
-                mode = "L" if img.mode in GREY_MODES else "RGB"
+                mode = mode or ("L" if img.mode in GREY_MODES else "RGB")
                 return np.asarray(img.convert(mode), dtype=np.float32) / 255.0
     except InputError:
         raise

@@ -177,3 +177,41 @@ def test_gguf_metadata_larger_than_its_tensors_is_refused(tmp_path, monkeypatch)
     with pytest.raises(InputError, match="describes a model of .* parameters but the weights hold"):
         load_model(str(path))
     assert not (tmp_path / "home" / "gguf").exists() or not any((tmp_path / "home" / "gguf").iterdir())
+
+
+READ_UNDER_LIMIT = """
+import resource, sys
+from pathlib import Path
+import torch, sklearn.model_selection  # noqa: F401 - the imports' mappings come before the limit
+from dnnkit.data.images import load_imagefolder
+from dnnkit.errors import InputError
+vm = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmSize"))
+resource.setrlimit(resource.RLIMIT_AS, (vm + 512 * 2**20,) * 2)
+try:
+    print(len(load_imagefolder(Path(sys.argv[1]), "train").y))
+except InputError as exc:
+    print("clean", type(exc.__cause__).__name__, exc)
+"""
+
+
+def test_png_chunk_length_does_not_decide_an_allocation(tmp_path):
+    """Fuzz case 1091: an IDAT chunk whose length field claims 4 GiB made PIL allocate it when reading from a
+    file object (a MemoryError under the fuzz limit); the file's bytes are now decoded from memory."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("L", (4, 4), 128).save(buf, format="PNG")
+    raw = buf.getvalue()
+    idat = raw.index(b"IDAT") - 4
+    hostile = raw[:idat] + struct.pack(">I", 0xFFFFFFFF) + raw[idat + 4:]
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+        for i in range(2):
+            (tmp_path / cls / f"{i}.png").write_bytes(raw)
+    (tmp_path / "a" / "0.png").write_bytes(hostile)
+    out = subprocess.run([sys.executable, "-c", READ_UNDER_LIMIT, str(tmp_path)], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "MemoryError" not in out.stdout, out.stdout

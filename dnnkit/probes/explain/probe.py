@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dnnkit.data.images import read_image
 from dnnkit.errors import InputError
 from dnnkit.probes.contract import Probe, ProbeResult
 
@@ -128,11 +129,7 @@ def read_input(path: str) -> Any:
         if p.suffix == ".npy":
             arr = np.load(p, allow_pickle=False).astype(np.float32)
         else:
-            from PIL import Image
-
-            with Image.open(p) as im:
-                arr = np.asarray(im.convert("L" if im.mode in ("L", "1", "I", "I;16", "P") else "RGB"),
-                                 dtype=np.float32) / 255.0
+            arr = read_image(p)
             arr = arr.transpose(2, 0, 1) if arr.ndim == 3 else arr
     except (OSError, ValueError) as exc:
         raise InputError(f"--input {path} is unreadable ({type(exc).__name__})") from exc

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from dnnkit.data.images import read_image
 from dnnkit.errors import InputError
 
 
@@ -57,18 +58,11 @@ def load_input_file(path: str, expected: tuple[int, ...] | None) -> torch.Tensor
             raise InputError(f"--input {path}: array dtype {arr.dtype} is not numeric")
         x = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
     elif suffix in (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"):
-        from PIL import Image, UnidentifiedImageError
-
         channels = expected[0] if expected else 1
-        try:
-            with Image.open(p) as img:
-                img = img.convert("L" if channels == 1 else "RGB")
-                if expected and len(expected) == 3 and img.size != (expected[2], expected[1]):
-                    raise InputError(f"--input {path} is {img.size[0]}x{img.size[1]} pixels but the model expects "
-                                     f"{expected[2]}x{expected[1]}", hint="resize the image first")
-                arr = np.asarray(img, dtype=np.float32) / 255.0
-        except (UnidentifiedImageError, OSError) as exc:
-            raise InputError(f"--input {path}: not a readable image") from exc
+        arr = read_image(p, "L" if channels == 1 else "RGB")
+        if expected and len(expected) == 3 and arr.shape[:2] != (expected[1], expected[2]):
+            raise InputError(f"--input {path} is {arr.shape[1]}x{arr.shape[0]} pixels but the model expects "
+                             f"{expected[2]}x{expected[1]}", hint="resize the image first")
         x = torch.from_numpy(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1).copy())
     else:
         raise InputError(f"--input {path}: expected a .npy array or an image (.png, .jpg)")
