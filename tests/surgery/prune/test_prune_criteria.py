@@ -170,3 +170,44 @@ def test_owl_gives_exact_totals_within_the_lambda_band() -> None:
     sparsity = [b["sparsity"] for b in info["blocks"]]
     assert len(sparsity) == 3 and max(sparsity) - min(sparsity) <= 2 * 0.08 + 1e-9
     assert min(range(3), key=lambda i: sparsity[i]) == 1  # the block with the outlier keeps the most
+
+
+def test_shared_statistics_match_each_layer_gathered_alone() -> None:
+    """q/k/v (and gate/up) share one InputStats; nothing else may, even when a freed activation's memory is
+    reused at the same address by the next layer's input (that once gave gate/up o_proj's Hessian)."""
+    model, calib = _tiny_llama(), _tokens(n=16, t=24)  # these sizes reused the address on the 2-core machine
+    names = [n for n in _block_names(model) if ".layers.0." in n]
+    views = [layer_view(n, model.get_submodule(n.removesuffix(".weight"))) for n in names]
+    with gather(views, hessian=True) as together, torch.no_grad():
+        for i in range(0, 16, 4):
+            model(input_ids=calib.x[i:i + 4], use_cache=False)
+    for view in views:
+        with gather([view], hessian=True) as alone, torch.no_grad():
+            for i in range(0, 16, 4):
+                model(input_ids=calib.x[i:i + 4], use_cache=False)
+        assert together[view.name].rows == alone[view.name].rows, view.name
+        assert torch.allclose(together[view.name].hessian, alone[view.name].hessian, rtol=1e-5, atol=1e-5), view.name
+        assert torch.allclose(together[view.name].col_sq, alone[view.name].col_sq, rtol=1e-5, atol=1e-5), view.name
+    shared = {id(together[n]) for n in names}
+    assert len(shared) == 4  # q/k/v, o, gate/up, down
+
+
+def test_a_tensor_at_the_same_address_with_other_contents_is_not_shared() -> None:
+    """x and x.t() have one address, shape and version but other contents: each layer keeps its own stats."""
+
+    class TwoViews(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Linear(6, 3), nn.Linear(6, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.a(x) + self.b(x.t())
+
+    model = TwoViews()
+    x = torch.randn(6, 6, generator=torch.Generator().manual_seed(0))
+    views = [layer_view(f"{n}.weight", getattr(model, n)) for n in ("a", "b")]
+    with gather(views, hessian=True) as stats, torch.no_grad():
+        model(x)
+    assert stats["a.weight"] is not stats["b.weight"]
+    assert torch.allclose(stats["a.weight"].hessian, x.t() @ x)
+    assert torch.allclose(stats["b.weight"].hessian, x @ x.t())

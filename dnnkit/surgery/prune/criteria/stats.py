@@ -3,9 +3,11 @@ H = sum x x^T (SparseGPT) and the per-input sums of squares ||X_j||^2 (Wanda, OW
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -35,19 +37,24 @@ class InputStats:
 @contextmanager
 def gather(views: list[LayerView], hessian: bool) -> Iterator[dict[str, InputStats]]:
     """Forward hooks that add every input of each view's module to its stats while the block runs.
-    Views fed the very same tensor in a row (q/k/v, gate/up) share one InputStats: computed once."""
+    Views fed the very same tensor object in a row (q/k/v, gate/up) share one InputStats: computed once.
+    The tensor is recognised by identity (a weak reference), never by its address: a freed activation's
+    memory is reused by the next one (attention output, then the MLP's normed input), and an address
+    match once made gate/up share o_proj's statistics."""
     stats = {v.name: InputStats.empty(v.columns, hessian) for v in views}
-    last: dict[str, tuple] = {}
+    last: dict[str, Any] = {}
     handles = []
     for view in views:
         def hook(module: nn.Module, args: tuple, output: object, view: LayerView = view) -> None:
-            x = args[0].detach()
-            key = (x.data_ptr(), tuple(x.shape), x._version, view.kind, view.columns)
-            if last.get("key") == key and last["name"] != view.name and view.kind != "conv2d":
+            x = args[0]
+            ref = last.get("ref")
+            same = ref is not None and ref() is x and last["version"] == x._version
+            if same and last["name"] != view.name and last["shape"] == (view.kind, view.columns) \
+                    and view.kind != "conv2d":
                 stats[view.name] = stats[last["name"]]
                 return
-            last.update(key=key, name=view.name)
-            stats[view.name].add(view.inputs2d(x))
+            last.update(ref=weakref.ref(x), version=x._version, name=view.name, shape=(view.kind, view.columns))
+            stats[view.name].add(view.inputs2d(x.detach()))
 
         handles.append(view.module.register_forward_hook(hook))
     try:
