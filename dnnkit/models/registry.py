@@ -380,8 +380,9 @@ def _hf_from_pretrained(cls: type, folder: Path, files: list[Path], trust_remote
 
         state = state if state is not None else _read_state(files)
         with quiet_transformers():
-            kwargs["config"] = AutoConfig.from_pretrained(str(folder), local_files_only=True,
-                                                          trust_remote_code=trust_remote_code)
+            config = AutoConfig.from_pretrained(str(folder), local_files_only=True,
+                                                trust_remote_code=trust_remote_code)
+            cls, kwargs["config"] = _concrete_hf_class(cls, config, folder, trust_remote_code)
         kwargs["state_dict"] = state
         target = None
     try:
@@ -390,6 +391,31 @@ def _hf_from_pretrained(cls: type, folder: Path, files: list[Path], trust_remote
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise InputError(f"cannot load Hugging Face folder {folder}: {str(exc).splitlines()[0][:240]}") from exc
 
+
+
+def _concrete_hf_class(cls: type, config: Any, folder: Path, trust_remote_code: bool) -> tuple[type, Any]:
+    """The model class (and its config) an Auto class picks for `config`, as `AutoModel.from_pretrained(folder)`
+    picks it: a config.json without (known) `architectures` loads the same from `.bin` weights, which go to
+    `from_pretrained(None, state_dict=...)`, where an Auto class cannot look at a folder, as from safetensors."""
+    if not cls.__module__.startswith("transformers.models.auto"):
+        return cls, config
+    auto_map = getattr(config, "auto_map", None) or {}
+    if trust_remote_code and isinstance(auto_map.get(cls.__name__), str):
+        from transformers.dynamic_module_utils import get_class_from_dynamic_module
+
+        return get_class_from_dynamic_module(auto_map[cls.__name__], str(folder), local_files_only=True), config
+    mapping = cls._model_mapping
+    if type(config) not in mapping:
+        raise InputError(f"cannot load Hugging Face folder {folder}: config.json has no usable `architectures` and "
+                         f"transformers has no {cls.__name__} for model_type {getattr(config, 'model_type', None)!r}",
+                         hint='add "architectures": ["<ModelClass>"] to config.json')
+    model_class = mapping[type(config)]
+    if isinstance(model_class, (list, tuple)):  # several classes for one config: the first, as transformers does
+        model_class = model_class[0]
+    text_config_class = (getattr(config, "sub_configs", None) or {}).get("text_config")
+    if text_config_class is not None and getattr(model_class, "config_class", None) == text_config_class:
+        config = config.get_text_config()
+    return model_class, config
 
 def _load_timm_folder(ref: ModelRef, spec: dict[str, Any], files: list[Path]) -> LoadedModel:
     """A folder written by timm (`save_for_hf`): timm's config.json plus weights."""

@@ -16,15 +16,11 @@ from dnnkit.models.shards import INDEX_NAME, parse_shard_size, split_shards
 
 
 @pytest.fixture(scope="module")
-def sharded_llama(tmp_path_factory) -> Path:
+def sharded_llama(tmp_path_factory, make_tiny_llama) -> Path:
     """A tiny Llama saved by transformers in several shards (40 KB each: 3 shards of ~107 KB)."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
-    folder = tmp_path_factory.mktemp("llama") / "tiny-llama"
-    LlamaForCausalLM(cfg).eval().save_pretrained(folder, max_shard_size="40KB")
+    folder = make_tiny_llama(tmp_path_factory.mktemp("llama") / "tiny-llama", max_shard_size="40KB",
+                             vocab_size=128, hidden_size=32, intermediate_size=64, num_attention_heads=4,
+                             num_key_value_heads=2, max_position_embeddings=64)
     assert len(list(folder.glob("model-*-of-*.safetensors"))) >= 3
     return folder
 
@@ -143,3 +139,33 @@ def test_interrupted_sharded_write_leaves_nothing(sharded_llama, tmp_path, monke
     with pytest.raises(KeyboardInterrupt):
         dnnkit.prune(str(sharded_llama), ratio=0.5, output=str(tmp_path / "out"))
     assert len(calls) == 2 and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("architectures", [None, ["NoSuchModelForCausalLM"]])
+def test_bin_shards_without_architectures_load_as_safetensors_shards(make_tiny_llama, tmp_path, architectures):
+    """`.bin` shards go to `from_pretrained(None, state_dict=...)`: an Auto class there could not pick the model
+    class (a TypeError, exit 1); it is picked from model_type, as for safetensors shards (LlamaModel both)."""
+    from dnnkit.models.registry import load_model
+
+    folders = {}
+    for kind, layout in (("bin", {"bin_shards": 2}), ("safetensors", {"max_shard_size": "20KB"})):
+        folder = make_tiny_llama(tmp_path / kind, drop_architectures=True, **layout)
+        if architectures is not None:  # a class this transformers does not have: the Auto class too
+            config = json.loads((folder / "config.json").read_text())
+            (folder / "config.json").write_text(json.dumps({**config, "architectures": architectures}))
+        folders[kind] = folder
+    assert len(list(folders["bin"].glob("pytorch_model-*-of-00002.bin"))) == 2
+    assert len(list(folders["safetensors"].glob("model-*.safetensors"))) >= 2
+    from_bin, from_safetensors = (load_model(str(folders[k])).model for k in ("bin", "safetensors"))
+    assert type(from_bin) is type(from_safetensors) and type(from_bin).__name__ == "LlamaModel"
+    expected = from_safetensors.state_dict()
+    assert {k: v.shape for k, v in from_bin.state_dict().items()} == {k: v.shape for k, v in expected.items()}
+    assert all(torch.equal(v, expected[k]) for k, v in from_bin.state_dict().items())  # same seed, same weights
+    files = {}
+    for f in folders["bin"].glob("*.bin"):
+        files.update(torch.load(f, weights_only=True))
+    assert torch.equal(from_bin.embed_tokens.weight, files["model.embed_tokens.weight"])  # the file's, not init
+    out = tmp_path / "pruned"
+    result = _cli("prune", folders["bin"], "--ratio", "0.5", "-o", out, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output and (out / "config.json").is_file()

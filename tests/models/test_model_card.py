@@ -17,15 +17,8 @@ DNNKIT = Path(sys.executable).parent / "dnnkit"
 
 
 @pytest.fixture(scope="module")
-def llama_dir(tmp_path_factory) -> Path:
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
-                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=32)
-    folder = tmp_path_factory.mktemp("card") / "tiny-llama"
-    LlamaForCausalLM(cfg).eval().save_pretrained(folder)
-    return folder
+def llama_dir(tmp_path_factory, make_tiny_llama) -> Path:
+    return make_tiny_llama(tmp_path_factory.mktemp("card") / "tiny-llama")
 
 
 def _card(folder: Path) -> tuple[dict, str]:
