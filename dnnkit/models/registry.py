@@ -392,7 +392,6 @@ def _hf_from_pretrained(cls: type, folder: Path, files: list[Path], trust_remote
         raise InputError(f"cannot load Hugging Face folder {folder}: {str(exc).splitlines()[0][:240]}") from exc
 
 
-
 def _concrete_hf_class(cls: type, config: Any, folder: Path, trust_remote_code: bool) -> tuple[type, Any]:
     """The model class (and its config) an Auto class picks for `config`, as `AutoModel.from_pretrained(folder)`
     picks it: a config.json without (known) `architectures` loads the same from `.bin` weights, which go to
@@ -416,6 +415,7 @@ def _concrete_hf_class(cls: type, config: Any, folder: Path, trust_remote_code: 
     if text_config_class is not None and getattr(model_class, "config_class", None) == text_config_class:
         config = config.get_text_config()
     return model_class, config
+
 
 def _load_timm_folder(ref: ModelRef, spec: dict[str, Any], files: list[Path]) -> LoadedModel:
     """A folder written by timm (`save_for_hf`): timm's config.json plus weights."""
