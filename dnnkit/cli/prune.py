@@ -44,6 +44,11 @@ def prune_command(
     seed: SeedOpt = 0,
     objective: Annotated[str, typer.Option("--objective", help="rd distortion: mean or worst-case.")] = "mean",
     levels: Annotated[int, typer.Option("--levels", help="Sparsity levels per layer for rd curves.")] = 101,
+    rd_curves: Annotated[str, typer.Option("--rd-curves", help="rd curves: exact (every level's output distortion "
+                                                               "measured) or proxy (one level per layer measured, "
+                                                               "the others scaled by their reconstruction error "
+                                                               "on the calibration inputs: ~levels x cheaper).")
+                         ] = "exact",
     dp_units: Annotated[str, typer.Option("--dp-units", help="DP budget buckets: auto (exact when small) or U.")
                         ] = "auto",
     steps: Annotated[int, typer.Option("--steps", help="Iterative pruning steps (fine-tune between).")] = 1,
@@ -83,7 +88,8 @@ def prune_command(
             raise InputError(f"--dp-units must be auto or an integer, got {dp_units!r}") from None
     cfg = PruneConfig(ratio=ratio, method=method, include=list(include or []), exclude=list(exclude or []),
                       cap=max_layer_sparsity, data=data, calib=calib, seed=seed, objective=objective, levels=levels,
-                      dp_units=units, steps=steps, refine=refine, finetune_epochs=finetune_epochs, lr=lr, format=fmt,
+                      rd_curves=rd_curves, dp_units=units, steps=steps, refine=refine, finetune_epochs=finetune_epochs,
+                      lr=lr, format=fmt,
                       batch_size=batch_size, eval_limit=limit, seq_len=seq_len, criterion=criterion, pattern=pattern,
                       dampening=dampening)
     report = shared.run("prune", model, cfg, "name the pruned checkpoint").report

@@ -136,6 +136,7 @@ class MeterStats:
     layers_without_reuse: int = 0
     skipped_levels: int = 0
     measured_levels: int = 0
+    proxy_levels: int = 0  # levels read off a proxy, not measured
     per_layer_seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -328,6 +329,7 @@ class Curves:
     naive_passes: int = 0
     reuse: str = "none"
     levels: int = 0
+    source: str = "measured"  # or "proxy": one measured level per layer, the rest scaled reconstruction errors
 
     @property
     def naive_estimate_seconds(self) -> float:
@@ -340,12 +342,33 @@ def layer_variants(weight: torch.Tensor, zero_counts: list[int]) -> list[torch.T
     return [weight * (ranks >= z).to(weight.dtype) for z in zero_counts]
 
 
+def _anchor_index(todo: list[int], n: int, anchor: float) -> int:
+    """The option whose sparsity is nearest the anchor (the run's target ratio)."""
+    return min(range(len(todo)), key=lambda i: (abs(todo[i] / n - anchor), i))
+
+
+def proxy_values(meter: DistortionMeter, name: str, todo: list[int], made: list[torch.Tensor],
+                 errors: list[float], anchor: float) -> list[float] | None:
+    """D_l(z) ~ c_l * E_l(z): the reconstruction errors E scaled by one measured level (the one nearest the
+    anchor), c_l = D_l(z_a) / E_l(z_a). None when the errors are unusable (the caller measures every level)."""
+    if not errors or not all(math.isfinite(e) and e >= 0 for e in errors):
+        return None
+    k = _anchor_index(todo, made[0].numel(), anchor)
+    measured = meter.measure(name, [made[k]])[0]
+    scale = measured / errors[k] if errors[k] > 0 else 0.0
+    return [scale * e for e in errors]
+
+
 def measure_curves(meter: DistortionMeter, weights: dict[str, torch.Tensor], zero_options: dict[str, list[int]],
                    current_zeros: dict[str, int] | None = None, progress: Any = None,
-                   variants: Callable[[str, torch.Tensor, list[int]], list[torch.Tensor]] | None = None) -> Curves:
+                   variants: Callable[[str, torch.Tensor, list[int]], list[torch.Tensor]] | None = None,
+                   proxy: Callable[[str, torch.Tensor, torch.Tensor], float] | None = None,
+                   anchor: float = 0.5) -> Curves:
     """D_l(z) for every layer and option; options at or below the layer's current zeros cost 0
     (the mask does not change), repeated counts are measured once. `variants(name, weight, zs)` makes
-    each level's weight (default: magnitude masks; rd over Wanda/SparseGPT passes the criterion's)."""
+    each level's weight (default: magnitude masks; rd over Wanda/SparseGPT passes the criterion's).
+    With `proxy(name, weight, variant)` (a reconstruction error), one level per layer is measured and
+    the others are that measurement scaled by their proxy (`proxy_values`)."""
     names = list(zero_options)
     t0 = time.perf_counter()
     task = progress.task("rd curves", len(names)) if progress is not None else None
@@ -355,9 +378,17 @@ def measure_curves(meter: DistortionMeter, weights: dict[str, torch.Tensor], zer
         have = (current_zeros or {}).get(name, 0)
         todo = sorted({z for z in opts if z > have})
         meter.stats.skipped_levels += len(opts) - len(todo)
-        meter.stats.measured_levels += len(todo)
         made = variants(name, weights[name], todo) if variants is not None else layer_variants(weights[name], todo)
-        values = dict(zip(todo, meter.measure(name, made), strict=True)) if todo else {}
+        scaled = None
+        if proxy is not None and todo:
+            scaled = proxy_values(meter, name, todo, made, [proxy(name, weights[name], v) for v in made], anchor)
+        if scaled is not None:
+            meter.stats.measured_levels += 1
+            meter.stats.proxy_levels += len(todo) - 1
+            values = dict(zip(todo, scaled, strict=True))
+        else:
+            meter.stats.measured_levels += len(todo)
+            values = dict(zip(todo, meter.measure(name, made), strict=True)) if todo else {}
         out_z.append(list(opts))
         out_d.append([values.get(z, 0.0) for z in opts])
         if task is not None:
@@ -365,7 +396,8 @@ def measure_curves(meter: DistortionMeter, weights: dict[str, torch.Tensor], zer
     seconds = time.perf_counter() - t0
     naive = sum(len([z for z in o if z > 0]) for o in zero_options.values())
     return Curves(names, [weights[n].numel() for n in names], out_z, out_d, seconds, meter.full_pass_seconds,
-                  naive, "prefix" if meter.stats.layers_with_reuse else "none")
+                  naive, "prefix" if meter.stats.layers_with_reuse else "none",
+                  source="proxy" if meter.stats.proxy_levels else "measured")
 
 
 def grid_options(n: int, levels: int, cap: float, floor_zeros: int = 0) -> list[int]:

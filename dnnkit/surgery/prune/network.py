@@ -159,13 +159,15 @@ def prune_network(loaded: Any, layers: list[PrunableLayer], opts: PruneConfig,
             reference = reference_outputs(model, task, calib, opts.batch_size if calib.kind == "images" else 8, head)
             key = f"{j}"
             cached = (curves_cache or {}).get(key) if opts.steps == 1 else None
-            variants = criterion_variants(model, task, calib, names, spec, batch) if spec.calibrated else None
+            proxy_curves = opts.rd_curves == "proxy"
+            variants, proxy = criterion_variants(model, task, calib, names, spec, batch, proxy_curves) \
+                if spec.calibrated or proxy_curves else (None, None)
             outcome: RDOutcome = rd_allocate(model, task, calib, reference, cur, r, levels=opts.levels,
                                              cap=opts.rd_cap, objective=opts.objective, dp_units=opts.dp_units,
                                              batch_size=opts.batch_size, iterative=j > 1 or any(layer.zeros for
                                                                                                  layer in cur),
                                              refine=opts.refine if j == len(ratios) else 0, curves=cached,
-                                             progress=progress, head=head, variants=variants)
+                                             progress=progress, head=head, variants=variants, proxy=proxy)
             if curves_cache is not None and opts.steps == 1:
                 curves_cache[key] = outcome.curves
             zeros = outcome.zeros
@@ -180,6 +182,7 @@ def prune_network(loaded: Any, layers: list[PrunableLayer], opts: PruneConfig,
                                         "rho": outcome.rho, "objective": opts.objective, "rounds": outcome.rounds,
                                         "refine_start": outcome.start if opts.refine else None,
                                         "curve_reuse": outcome.curves.reuse, "dp_unit": outcome.unit,
+                                        "curves": outcome.curves.source,
                                         "lm_head_shortcut": head.name if head is not None else None,
                                         "topped_up": outcome.topped_up,
                                         "full_pass_s": outcome.curves.full_pass_seconds,

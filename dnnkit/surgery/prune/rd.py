@@ -101,11 +101,14 @@ def rd_allocate(model: nn.Module, task: str, calib: Any, reference: torch.Tensor
                 ratio: float, *, levels: int, cap: float, objective: str, dp_units: int | None, batch_size: int,
                 iterative: bool = False, refine: int = 0, curves: Curves | None = None,
                 progress: Any = None, head: HeadShortcut | None = None,
-                variants: Callable[[str, torch.Tensor, list[int]], list[torch.Tensor]] | None = None) -> RDOutcome:
+                variants: Callable[[str, torch.Tensor, list[int]], list[torch.Tensor]] | None = None,
+                proxy: Callable[[str, torch.Tensor, torch.Tensor], float] | None = None) -> RDOutcome:
     """Curves (or reuse `curves`), DP, masks applied to `model`, additivity check, optional refine.
     `reference` is Y on `calib` from `reference_outputs` with the same `head` (the LM-head shortcut).
     With `variants` (rd over a calibrated criterion) the curves and the check use the criterion's
-    weights, and the model is left dense: the caller prunes it to the returned counts."""
+    weights, and the model is left dense: the caller prunes it to the returned counts. With `proxy`
+    (`--rd-curves proxy`) each layer's curve is one measured level, nearest `ratio`, scaled by the
+    levels' reconstruction errors."""
     names = [layer.name for layer in layers]
     params = dict(model.named_parameters())
     weights = {n: params[n].detach().clone() for n in names}
@@ -119,7 +122,7 @@ def rd_allocate(model: nn.Module, task: str, calib: Any, reference: torch.Tensor
     if curves is None:
         options = layer_options(layers, levels, cap, iterative)
         curves = measure_curves(meter, weights, options, {layer.name: layer.zeros for layer in layers}, progress,
-                                variants)
+                                variants, proxy, anchor=ratio)
         curves.levels = levels
     curves = floor_existing_zeros(curves, layers)
     zeros, dp_s, unit, topped, predicted = solve_allocation(curves, survivors, dp_units)

@@ -31,6 +31,7 @@ class PruneConfig:
     seed: int = 0
     objective: str = "mean"
     levels: int = 101
+    rd_curves: str = "exact"  # exact: every level measured; proxy: one per layer, reconstruction errors between
     dp_units: int | None = None
     steps: int = 1
     refine: int = 0
@@ -74,7 +75,9 @@ class PruneConfig:
         """The recipe step's params."""
         rd = self.method == "rd"
         return {"method": self.method, "ratio": self.ratio, "objective": self.objective if rd else None,
-                "levels": self.levels if self.method == "rd" else None, "steps": self.steps, "refine": self.refine,
+                "levels": self.levels if self.method == "rd" else None,
+                "rd_curves": self.rd_curves if self.method == "rd" else None, "steps": self.steps,
+                "refine": self.refine,
                 "calib": self.calib if self.method == "rd" else None, "seed": self.seed, "data": self.data,
                 "cap": self.rd_cap if self.method == "rd" else self.cap, "finetune_epochs": self.finetune_epochs,
                 "criterion": self.resolved_criterion, "pattern": self.pattern,
@@ -97,6 +100,12 @@ def validate_options(opts: PruneConfig) -> None:
         raise InputError(f"--dp-units must be at least 100 (or auto), got {opts.dp_units}")
     if opts.objective not in ("mean", "worst-case"):
         raise InputError(f"--objective must be mean or worst-case, got {opts.objective!r}")
+    if opts.rd_curves not in ("exact", "proxy"):
+        raise InputError(f"--rd-curves must be exact or proxy, got {opts.rd_curves!r}")
+    if opts.rd_curves == "proxy" and opts.method != "rd":
+        raise InputError("--rd-curves proxy is an option of the rd allocation", hint="add --layer-adaptive")
+    if opts.rd_curves == "proxy" and opts.refine:
+        raise InputError("--refine measures magnitude masks and cannot be combined with --rd-curves proxy")
     if opts.format not in ("dense", "sparse"):
         raise InputError(f"--format must be dense or sparse, got {opts.format!r}")
     if opts.steps < 1 or opts.refine < 0 or opts.finetune_epochs < 0:

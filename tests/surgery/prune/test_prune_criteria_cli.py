@@ -64,7 +64,25 @@ def test_owl_and_rd_over_sparsegpt_run(digits_mlp_ref: str) -> None:
     assert {r["criterion"] for r in data["layers"]} == {"sparsegpt"}
 
 
+@pytest.mark.parametrize("criterion", ["magnitude", "sparsegpt"])
+def test_rd_proxy_curves_measure_one_level_per_layer(digits_mlp_ref: str, criterion: str) -> None:
+    """--rd-curves proxy end to end: the allocation meets its count, the report names the curves' source and the
+    additivity check still measures the result (the curves themselves: test_prune_curves)."""
+    base = [digits_mlp_ref, "--ratio", "0.8", "--layer-adaptive", "--criterion", criterion, "--data", "digits",
+            "--calib", "64", "--levels", "6", "--dry-run", "--json"]
+    reports = {}
+    for curves in ("exact", "proxy"):
+        code, data, err = _run(*base, "--rd-curves", curves)
+        assert code == 0, err
+        assert data["pruned"] == round(0.8 * data["total"]) and data["additivity"]["curves"] == \
+            ("measured" if curves == "exact" else "proxy")
+        reports[curves] = data
+    assert reports["proxy"]["additivity"]["measured"] > 0
+
+
 @pytest.mark.parametrize(("args", "message"), [
+    (["--ratio", "0.5", "--rd-curves", "proxy"], "--layer-adaptive"),
+    (["--ratio", "0.5", "--layer-adaptive", "--rd-curves", "cheap", "--data", "digits"], "--rd-curves must be"),
     (["--ratio", "0.5", "--criterion", "sparsegpt"], "needs calibration data"),
     (["--ratio", "0.5", "--criterion", "obs"], "unknown --criterion"),
     (["--pattern", "4:2"], "0 < N < M"),

@@ -151,3 +151,33 @@ def test_reused_curves_count_existing_zeros_exactly() -> None:
         total = sum(layer.n for layer in layers)
         got = sum(int((p == 0).sum()) for n, p in m.named_parameters() if n in names)
         assert sum(out.zeros) == got == round(ratio * total)
+
+
+def test_proxy_curves_scale_one_measured_level_by_the_reconstruction_error() -> None:
+    """--rd-curves proxy: per layer one level (nearest the anchor) is measured, and it equals the exact
+    curve there; every other level is that measurement times E(z) / E(z_anchor)."""
+    from dnnkit.surgery.prune.criteria.apply import CriterionSpec
+    from dnnkit.surgery.prune.criteria.variants import criterion_variants
+
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 3)).eval()
+    inputs = Inputs("images", torch.randn(64, 6))
+    with torch.no_grad():
+        ref = model(inputs.x)
+    names = [n for n, p in model.named_parameters() if n.endswith("weight")]
+    params = dict(model.named_parameters())
+    weights = {n: params[n].detach().clone() for n in names}
+    options = {n: [d * weights[n].numel() // 10 for d in range(10)] for n in names}
+    exact_meter = DistortionMeter(model, "classifier", inputs, ref, names, "mean", batch_size=64)
+    exact = measure_curves(exact_meter, weights, options)
+    variants, proxy = criterion_variants(model, "classifier", inputs, names, CriterionSpec("magnitude"), 64, True)
+    meter = DistortionMeter(model, "classifier", inputs, ref, names, "mean", batch_size=64)
+    curves = measure_curves(meter, weights, options, variants=variants, proxy=proxy, anchor=0.5)
+    assert curves.source == "proxy" and meter.stats.measured_levels == len(names)
+    for k, name in enumerate(names):
+        anchor = options[name].index(weights[name].numel() // 2)
+        assert curves.distortion[k][anchor] == pytest.approx(exact.distortion[k][anchor], rel=1e-5)
+        errors = [proxy(name, weights[name], v) for v in variants(name, weights[name], options[name][1:])]
+        scale = exact.distortion[k][anchor] / errors[anchor - 1]
+        assert curves.distortion[k][1:] == pytest.approx([scale * e for e in errors], rel=1e-5)
+        assert curves.distortion[k][0] == 0.0
