@@ -42,24 +42,39 @@ def select_counts(names: list[str], values_fn: ValuesFn, p: int) -> dict[str, in
     hi = int(torch.searchsorted(cum, torch.tensor(p), right=False))  # first bucket with cum >= p
     below_hi = int(cum[hi - 1]) if hi > 0 else 0
     low_hist = torch.zeros(1 << 16, dtype=torch.long)
-    per_lt: dict[str, int] = {}
-    per_bucket: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    # What pass 2 keeps per tensor (the distinct low halves in the bucket and their counts) goes into
+    # buffers allocated before it: small tensors allocated inside the loop and kept past it sat above
+    # the freed per-tensor temporaries on the malloc heap, so the heap could not shrink and grew by
+    # megabytes per tensor (0.4 GB on a 512 MB file). The bucket holds hist[hi] entries in all.
+    room = min(int(hist[hi]), (1 << 16) * len(names))
+    uniq_all = torch.empty(room, dtype=torch.int32)
+    cnt_all = torch.empty(room, dtype=torch.long)
+    per_lt = dict.fromkeys(names, 0)
+    span = dict.fromkeys(names, (0, 0))
+    used = 0
     for name in names:
         top = _bits(values_fn(name))
         low = top & 0xFFFF
         top >>= 16
-        in_bucket = low[top == hi].long()
+        in_bucket = low[top == hi]
         per_lt[name] = int((top < hi).sum())
         del top, low
         uniq, cnt = torch.unique(in_bucket, return_counts=True)
-        per_bucket[name] = (uniq, cnt)
-        low_hist.index_add_(0, uniq, cnt)
+        del in_bucket
+        k = uniq.numel()
+        uniq_all[used:used + k] = uniq
+        cnt_all[used:used + k] = cnt
+        span[name] = (used, used + k)
+        used += k
+        low_hist.index_add_(0, uniq.long(), cnt)
+        del uniq, cnt
     low_cum = torch.cumsum(low_hist, 0)
     lo = int(torch.searchsorted(low_cum, torch.tensor(p - below_hi), right=False))
     need_ties = p - below_hi - (int(low_cum[lo - 1]) if lo > 0 else 0)
     counts: dict[str, int] = {}
     for name in names:
-        uniq, cnt = per_bucket[name]
+        a, b = span[name]
+        uniq, cnt = uniq_all[a:b], cnt_all[a:b]
         less = per_lt[name] + int(cnt[uniq < lo].sum())
         ties = min(int(cnt[uniq == lo].sum()), need_ties)
         need_ties -= ties
