@@ -38,6 +38,7 @@ PAGE = DOCS / "prune.md"
 SECTION = "## SmolLM2-135M beside llm-compressor"
 TARGET_PREFIX = "| SmolLM2-135M vs llm-compressor"
 CALIB, CALIB_LEN, TEST, TEST_LEN = 32, 128, 64, 128
+RD_LEVELS = 11  # rd: 0, 10, ..., 90 % and the 99 % cap, proxy curves (one measured level per layer)
 TIE = 1.02  # "at least as good": perplexity within 2 % of the other tool's counts as a tie
 DNNKIT = str(Path(sys.executable).parent / "dnnkit")
 
@@ -74,6 +75,8 @@ def cases(order: str = "measure") -> list[Case]:
         rows += [Case("llm-compressor", c, sparsity=s) for c in ("wanda", "sparsegpt")]
         if s != 0.6:
             rows += [Case("dnnkit", "wanda", "owl", s), Case("llm-compressor", "wanda", "owl", s)]
+        if s == 0.5:  # rd over a criterion: what no other tool offers
+            rows += [Case("dnnkit", c, "rd", s) for c in ("wanda", "sparsegpt")]
         return rows
 
     nm = [Case(t, c, pattern="2:4") for c in ("wanda", "sparsegpt") for t in ("dnnkit", "llm-compressor")]
@@ -108,6 +111,8 @@ def prune_command(case: Case, work: Path, out: Path, llmc_python: str) -> list[s
         cmd = [DNNKIT, "prune", "zoo:smollm2-135m", "--method", case.allocation, "--criterion", case.criterion,
                "--data", "wiki", "--calib", str(CALIB), "--seq-len", str(CALIB_LEN), "--limit", "2",
                "--threads", "1", "-o", str(out), "--force", "--json"]
+        if case.allocation == "rd":
+            cmd += ["--rd-curves", "proxy", "--levels", str(RD_LEVELS)]
         return cmd + (["--pattern", case.pattern] if case.pattern else ["--ratio", str(case.sparsity)])
     from dnnkit.zoo.catalog import converted_path, zoo_entry
 
@@ -159,7 +164,27 @@ def _ppl(r: dict[str, Any] | None) -> str:
     return "-" if not r else f"{r['perplexity']:.2f}"
 
 
+def _day(date: str | None) -> str:
+    return (date or "")[:10]
+
+
+def _this_run(r: dict[str, Any], latest: str) -> bool:
+    """Measured on the latest run's day (rows without a date predate per-row dates)."""
+    return _day(r.get("date")) == latest
+
+
+def earlier_note(results: dict[str, Any]) -> list[str]:
+    """A footnote naming the rows (†) measured in an earlier run: their wall and RSS are not this run's."""
+    latest = max((_day(r.get("date")) for r in results.values()), default="")
+    old = [label for label, r in results.items() if not _this_run(r, latest)]
+    if not old:
+        return []
+    return ["", f"† measured in an earlier run (2026-12-07, the same kind of 2-core machine; perplexity is "
+                f"deterministic, wall and peak RSS are that run's): {', '.join(old)}. Every other row: {latest}."]
+
+
 def table_lines(results: dict[str, Any], dense: float) -> list[str]:
+    latest = max((_day(r.get("date")) for r in results.values()), default="")
     lines = header(["sparsity", "tool", "allocation", "criterion", "perplexity", "× dense", "wall s",
                     "peak RSS GB", "achieved"], "llllrrrrr")
     for case in cases("table"):
@@ -171,15 +196,30 @@ def table_lines(results: dict[str, Any], dense: float) -> list[str]:
                               f"failed: `{r['error'][:120]}`", "-", "-", "-", "-"]))
             continue
         achieved = r.get("achieved")
-        lines.append(row([case.level, case.tool, "-" if case.tool == "dense" else case.allocation, case.criterion,
-                          _ppl(r), f"{r['perplexity'] / dense:.2f}", r.get("wall_s", "-"),
+        mark = "" if _this_run(r, latest) else " †"
+        alloc = "-" if case.tool == "dense" else case.allocation
+        lines.append(row([case.level, case.tool + mark, alloc, case.criterion, _ppl(r),
+                          f"{r['perplexity'] / dense:.2f}", r.get("wall_s", "-"),
                           r.get("peak_rss_gb", "-"), "-" if achieved is None else f"{100 * achieved:.1f} %"]))
     return lines
 
 
+def rd_target_lines(results: dict[str, Any]) -> list[str]:
+    """The issue's rd target: rd + sparsegpt at 50 % at least 10 % below uniform sparsegpt and below owl + wanda."""
+    rd, uni, owl = (results.get(f"dnnkit {a}50 %") for a in ("rd+sparsegpt ", "sparsegpt ", "owl+wanda "))
+    if not rd or not uni or not owl or any("error" in r for r in (rd, uni, owl)):
+        return []
+    gain = 1 - rd["perplexity"] / uni["perplexity"]
+    verdict = "met" if gain >= 0.10 and rd["perplexity"] < owl["perplexity"] else "missed"
+    return [row([f"{TARGET_PREFIX[2:]}: rd+sparsegpt 50 % ≥ 10 % below uniform sparsegpt and below owl+wanda",
+                 "smollm2-135m", f"{rd['perplexity']:.2f} vs {uni['perplexity']:.2f} ({100 * gain:+.1f} %) and "
+                 f"{owl['perplexity']:.2f}", verdict, f"wall {rd['wall_s']:.0f} s (uniform sparsegpt "
+                 f"{uni['wall_s']:.0f} s), proxy curves, 11 levels"])]
+
+
 def target_lines(results: dict[str, Any]) -> list[str]:
     """One target row per (criterion, allocation, level) where both tools were measured."""
-    out = []
+    out = rd_target_lines(results)
     for case in cases("table"):
         if case.tool != "dnnkit":
             continue
@@ -195,7 +235,9 @@ def target_lines(results: dict[str, Any]) -> list[str]:
         out.append(row([f"{TARGET_PREFIX[2:]}: {name} {case.level} perplexity ≤ {TIE:.2f}× theirs", "smollm2-135m",
                         f"{mine['perplexity']:.2f} vs {theirs['perplexity']:.2f} ({ratio:.3f}×)", verdict,
                         f"wall {mine['wall_s']:.0f} s vs {theirs['wall_s']:.0f} s ({speed:.2f}× their speed); "
-                        f"peak RSS {mine['peak_rss_gb']:.2f} vs {theirs['peak_rss_gb']:.2f} GB ({mem:.2f}×)"]))
+                        f"peak RSS {mine['peak_rss_gb']:.2f} vs {theirs['peak_rss_gb']:.2f} GB ({mem:.2f}×)"
+                        + ("" if _day(mine.get("date")) == _day(theirs.get("date")) else
+                           " (the two from different runs, †)")]))
     return out
 
 
@@ -209,9 +251,11 @@ def write_page(data: dict[str, Any]) -> None:
              f"({TEST} × {TEST_LEN} test tokens) for every output, so the evaluator is shared. Prunable: the "
              "210 Linear weights of the 30 blocks (the tied embedding / LM head is kept dense by both). "
              "SparseGPT: dampening 0.01 of the mean Hessian diagonal, 128-column blocks, in both tools. "
-             "OWL: M = 5, λ = 0.08 in both. Wall and peak RSS are those of the prune process (load, calibration, "
+             "OWL: M = 5, λ = 0.08 in both. rd (dnnkit only): `--rd-curves proxy --levels 11` on the same calibration "
+             "tokens, the DP over the chosen criterion's own variants, then that criterion applied sequentially to the "
+             "DP's counts. Wall and peak RSS are those of the prune process (load, calibration, "
              "prune and save; dnnkit's also scores 2 held-out blocks before and after), one torch thread each.",
-             "", *table_lines(results, dense), "",
+             "", *table_lines(results, dense), *earlier_note(results), "",
              "llm-compressor's venv (it pins `torch<=2.14.0`, so it is installed beside torch 2.14.1 without its "
              "dependency resolver): `python3 -m venv V && V/bin/pip install torch==2.14.1 transformers==5.17.0 "
              "'accelerate>=1.15' datasets gguf loguru pyyaml 'numpy>=2' requests tqdm nvidia-ml-py pillow pydantic "
@@ -248,7 +292,7 @@ def main() -> None:
                 if case.label in data["rows"] and not args.redo:
                     continue
                 log(f"{case.label} ...")
-                data["rows"][case.label] = measure(case, work, args.llmc_python, env)
+                data["rows"][case.label] = {**measure(case, work, args.llmc_python, env), "date": run.record["date"]}
                 log(f"{case.label}: {data['rows'][case.label]}")
                 data["run"] = run.finish()
                 dump_json(RESULTS, data)
