@@ -45,29 +45,40 @@ def ensure_zoo(name: str, progress: ProgressReporter | None = None) -> Path:
     return path
 
 
-def train_zoo_model(entry: ZooEntry, path: Path, progress: ProgressReporter | None = None) -> dict:
-    """Train a zoo model with its fixed recipe and write it (atomically) to `path`."""
+def train_zoo_network(name: str, seed: int = 0, progress: ProgressReporter | None = None,
+                      ) -> tuple[nn.Module, dict]:
+    """A fresh network of trained zoo model `name`, trained with the zoo recipe and training seed `seed`
+    (initialisation and batch order); returns the network (eval mode) and its test metrics."""
     from dnnkit.data import load_data
-    from dnnkit.models.save import write_checkpoint
     from dnnkit.train import TrainConfig, accuracy, fit
+
+    entry = zoo_entry(name)
+    torch.manual_seed(seed)
+    model = build_zoo_network(entry.name)
+    train, test = load_data(entry.data, "train"), load_data(entry.data, "test")
+    cfg = TrainConfig(seed=seed, **entry.train)
+    threads = torch.get_num_threads()
+    hist = fit(model, train.x, train.y, cfg, progress=or_null(progress), description=f"train {entry.name}")
+    acc = accuracy(model, test.x, test.y)
+    metrics = {"test_accuracy": acc, "train_seconds": round(hist.seconds, 1), "threads": threads,
+               "final_train_loss": hist.loss[-1], "seed": seed}
+    return model.eval(), metrics
+
+
+def train_zoo_model(entry: ZooEntry, path: Path, progress: ProgressReporter | None = None) -> dict:
+    """Train a zoo model with its fixed recipe (seed 0) and write it (atomically) to `path`."""
+    from dnnkit.models.save import write_checkpoint
 
     progress = or_null(progress)
     progress.log(f"zoo: training {entry.name} on {entry.data} (first use; cached at {path})")
-    torch.manual_seed(0)
-    model = build_zoo_network(entry.name)
-    train, test = load_data(entry.data, "train"), load_data(entry.data, "test")
-    cfg = TrainConfig(seed=0, **entry.train)
-    threads = torch.get_num_threads()
-    hist = fit(model, train.x, train.y, cfg, progress=progress, description=f"train {entry.name}")
-    acc = accuracy(model, test.x, test.y)
-    metrics = {"test_accuracy": acc, "train_seconds": round(hist.seconds, 1), "threads": threads,
-               "final_train_loss": hist.loss[-1]}
+    model, metrics = train_zoo_network(entry.name, seed=0, progress=progress)
+    metrics.pop("seed")
     record = {"arch": zoo_arch(entry), "recipe": [], "source": {"reference": f"zoo:{entry.name}",
               "trained_on": entry.data, "train": entry.train}, "metrics": metrics,
               "command": ["dnnkit", "zoo", "build", entry.name]}
     path.parent.mkdir(parents=True, exist_ok=True)
     write_checkpoint(path, model.state_dict(), record, force=True)
-    progress.log(f"zoo: {entry.name} test accuracy {acc:.4f}")
+    progress.log(f"zoo: {entry.name} test accuracy {metrics['test_accuracy']:.4f}")
     return metrics
 
 
