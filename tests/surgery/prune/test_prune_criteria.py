@@ -13,7 +13,12 @@ from dnnkit.surgery.prune.criteria.owl import owl_zeros
 from dnnkit.surgery.prune.criteria.pattern import group_mask, parse_pattern, satisfies
 from dnnkit.surgery.prune.criteria.quota import spread
 from dnnkit.surgery.prune.criteria.sequential import plan
-from dnnkit.surgery.prune.criteria.sparsegpt import inverse_hessian_factor, reconstruction_error, sparsegpt_prune
+from dnnkit.surgery.prune.criteria.sparsegpt import (
+    inverse_hessian_factor,
+    reconstruction_error,
+    sparsegpt_levels,
+    sparsegpt_prune,
+)
 from dnnkit.surgery.prune.criteria.stats import gather
 from dnnkit.surgery.prune.criteria.view import layer_view
 from dnnkit.surgery.prune.criteria.wanda import wanda_prune
@@ -211,3 +216,19 @@ def test_a_tensor_at_the_same_address_with_other_contents_is_not_shared() -> Non
     assert stats["a.weight"] is not stats["b.weight"]
     assert torch.allclose(stats["a.weight"].hessian, x.t() @ x)
     assert torch.allclose(stats["b.weight"].hessian, x @ x.t())
+
+
+def test_sparsegpt_levels_equal_one_run_per_level() -> None:
+    """The rd curves' one-sweep SparseGPT gives each level exactly what its own sparsegpt_prune gives
+    (blocks of unequal size, existing zeros, levels from none to all)."""
+    torch.manual_seed(3)
+    w = torch.randn(24, 40)
+    w[torch.rand(24, 40) < 0.1] = 0
+    x = torch.randn(120, 40) * torch.rand(40)
+    h = x.t() @ x
+    zeros = [int((w == 0).sum()), 200, 480, 700, 960]  # from the existing zeros (never revived) to all
+    together = sparsegpt_levels(w, h, zeros, "l", block_size=16)
+    for z, got in zip(zeros, together, strict=True):
+        alone = sparsegpt_prune(w, h, z, "l", block_size=16)
+        assert torch.equal(got, alone.weight)
+        assert int((got == 0).sum()) == z

@@ -79,37 +79,67 @@ def sparsegpt_prune(w2d: torch.Tensor, hessian: torch.Tensor, zeros: int, name: 
                     pattern: Pattern | None = None, dampening: float = DAMPENING,
                     block_size: int = BLOCK_SIZE) -> SparseGPTResult:
     """Prune W [out, in] (float32) to `zeros` zeros (or the N:M pattern); existing zeros stay zero."""
-    w = w2d.clone()
-    rows, cols = w.shape
     pinned = w2d == 0
     hinv = inverse_hessian_factor(hessian, dampening, name)
-    quotas = block_quotas(zeros, pinned, block_size) if pattern is None else None
-    mask = torch.zeros_like(pinned)
+    quotas = [block_quotas(zeros, pinned, block_size)] if pattern is None else None
+    w, mask = _prune_columns(w2d, pinned, hinv, quotas, pattern, block_size)
+    return SparseGPTResult(w[0], mask[0], *reconstruction_error(w2d, w[0], hessian))
+
+
+@torch.no_grad()
+def sparsegpt_levels(w2d: torch.Tensor, hessian: torch.Tensor, zero_counts: list[int], name: str,
+                     dampening: float = DAMPENING, block_size: int = BLOCK_SIZE) -> list[torch.Tensor]:
+    """`sparsegpt_prune(w2d, hessian, z, ...).weight` for every z in `zero_counts`, in one pass over
+    the columns: the levels share the inverse-Hessian factor and run their row updates together
+    (the same arithmetic per row, so each level equals its own `sparsegpt_prune`)."""
+    if not zero_counts:
+        return []
+    pinned = w2d == 0
+    hinv = inverse_hessian_factor(hessian, dampening, name)
+    quotas = [block_quotas(z, pinned, block_size) for z in zero_counts]
+    w, _ = _prune_columns(w2d, pinned, hinv, quotas, None, block_size)
+    return list(w.unbind(0))
+
+
+def _prune_columns(w2d: torch.Tensor, pinned: torch.Tensor, hinv: torch.Tensor, quotas: list[list[int]] | None,
+                   pattern: Pattern | None, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The SparseGPT column sweep for L levels at once: W [L, out, in] pruned and its mask. `quotas[l][b]`
+    is level l's zero count in column block b (None: the N:M `pattern`, one level)."""
+    levels = len(quotas) if quotas is not None else 1
+    rows, cols = w2d.shape
+    w = w2d.unsqueeze(0).repeat(levels, 1, 1)
+    mask = torch.zeros(w.shape, dtype=torch.bool)
+    pin_rows = pinned.repeat(levels, 1)
     for b, i1 in enumerate(range(0, cols, block_size)):
         i2 = min(i1 + block_size, cols)
-        w1 = w[:, i1:i2].clone()
+        w1 = w[:, :, i1:i2].clone()
         err1 = torch.zeros_like(w1)
         hinv1 = hinv[i1:i2, i1:i2]
         d = torch.diagonal(hinv1)
-        scores = w1 ** 2 / d.unsqueeze(0) ** 2
         pin1 = pinned[:, i1:i2]
-        mask1 = _lowest(scores, quotas[b], pin1) if quotas is not None else torch.zeros_like(pin1)
+        if quotas is not None:
+            scores = w1 ** 2 / d.unsqueeze(0) ** 2
+            mask1 = torch.stack([_lowest(scores[lv], quotas[lv][b], pin1) for lv in range(levels)])
+        else:
+            mask1 = torch.zeros(w1.shape, dtype=torch.bool)
+        flat_w, flat_mask, flat_err = (t.view(levels * rows, i2 - i1) for t in (w1, mask1, err1))
         for i in range(i2 - i1):
             if pattern is not None and i % pattern.m == 0:
                 group = slice(i, i + pattern.m)
-                g_scores = w1[:, group] ** 2 / d[group].unsqueeze(0) ** 2
-                mask1[:, group] = group_mask(g_scores, pattern, pin1[:, group])
-            col = w1[:, i]
-            err = torch.where(mask1[:, i], col, torch.zeros_like(col)) / d[i]
-            w1[:, i:].addr_(err, hinv1[i, i:], alpha=-1.0)
-            err1[:, i] = err
+                g_scores = flat_w[:, group] ** 2 / d[group].unsqueeze(0) ** 2
+                flat_mask[:, group] = group_mask(g_scores, pattern, pin_rows[:, i1:i2][:, group])
+            col = flat_w[:, i]
+            err = torch.where(flat_mask[:, i], col, torch.zeros_like(col)) / d[i]
+            flat_w[:, i:].addr_(err, hinv1[i, i:], alpha=-1.0)
+            flat_err[:, i] = err
         w1[mask1] = 0.0
-        w[:, i1:i2] = w1
-        mask[:, i1:i2] = mask1
+        w[:, :, i1:i2] = w1
+        mask[:, :, i1:i2] = mask1
         if i2 < cols:
-            w[:, i2:].addmm_(err1, hinv[i1:i2, i2:], alpha=-1.0)
+            for lv in range(levels):  # one matmul per level: the same shapes (and rounding) as a single level
+                w[lv, :, i2:].addmm_(err1[lv], hinv[i1:i2, i2:], alpha=-1.0)
     w[mask] = 0.0
-    return SparseGPTResult(w, mask, *reconstruction_error(w2d, w, hessian))
+    return w, mask
 
 
 def reconstruction_error(w2d: torch.Tensor, pruned: torch.Tensor, hessian: torch.Tensor) -> tuple[float, float]:

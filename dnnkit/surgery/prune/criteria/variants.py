@@ -15,7 +15,7 @@ from torch import nn
 
 from dnnkit.metrics import Inputs
 from dnnkit.surgery.prune.criteria.apply import CriterionSpec, module_of
-from dnnkit.surgery.prune.criteria.sparsegpt import reconstruction_error, sparsegpt_prune
+from dnnkit.surgery.prune.criteria.sparsegpt import reconstruction_error, sparsegpt_levels
 from dnnkit.surgery.prune.criteria.stats import InputStats, gather
 from dnnkit.surgery.prune.criteria.view import LayerView, layer_view
 from dnnkit.surgery.prune.criteria.wanda import wanda_prune
@@ -48,15 +48,12 @@ def criterion_variants(model: nn.Module, task: str, calib: Inputs, names: list[s
         view = views.get(name)
         if view is None or spec.name == "magnitude":
             return layer_variants(weight, zero_counts)
-        w2d, out = view.to2d(weight), []
-        for z in zero_counts:
-            if spec.name == "sparsegpt":
-                pruned = sparsegpt_prune(w2d, held[name].hessian, z, name, None, spec.dampening,
-                                         spec.block_size).weight
-            else:
-                pruned = wanda_prune(w2d, held[name].col_sq, z)[0]
-            out.append(view.from2d(pruned).to(weight.dtype))
-        return out
+        w2d = view.to2d(weight)
+        if spec.name == "sparsegpt":  # every level in one column sweep
+            pruned = sparsegpt_levels(w2d, held[name].hessian, zero_counts, name, spec.dampening, spec.block_size)
+        else:
+            pruned = [wanda_prune(w2d, held[name].col_sq, z)[0] for z in zero_counts]
+        return [view.from2d(p).to(weight.dtype) for p in pruned]
 
     def error(name: str, weight: torch.Tensor, variant: torch.Tensor) -> float:
         view = views.get(name)
