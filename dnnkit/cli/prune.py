@@ -49,6 +49,11 @@ def prune_command(
                                                                "the others scaled by their reconstruction error "
                                                                "on the calibration inputs: ~levels x cheaper).")
                          ] = "exact",
+    rd_calib: Annotated[int | None, typer.Option("--rd-calib", help="rd: measure the curves' output distortion "
+                                                                     "on the first N of the --calib samples (the "
+                                                                     "criterion's statistics use all of them); "
+                                                                     "default all. Curve cost is linear in N.")
+                        ] = None,
     dp_units: Annotated[str, typer.Option("--dp-units", help="DP budget buckets: auto (exact when small) or U.")
                         ] = "auto",
     steps: Annotated[int, typer.Option("--steps", help="Iterative pruning steps (fine-tune between).")] = 1,
@@ -88,8 +93,8 @@ def prune_command(
             raise InputError(f"--dp-units must be auto or an integer, got {dp_units!r}") from None
     cfg = PruneConfig(ratio=ratio, method=method, include=list(include or []), exclude=list(exclude or []),
                       cap=max_layer_sparsity, data=data, calib=calib, seed=seed, objective=objective, levels=levels,
-                      rd_curves=rd_curves, dp_units=units, steps=steps, refine=refine, finetune_epochs=finetune_epochs,
-                      lr=lr, format=fmt,
+                      rd_curves=rd_curves, rd_calib=rd_calib, dp_units=units, steps=steps, refine=refine,
+                      finetune_epochs=finetune_epochs, lr=lr, format=fmt,
                       batch_size=batch_size, eval_limit=limit, seq_len=seq_len, criterion=criterion, pattern=pattern,
                       dampening=dampening)
     report = shared.run("prune", model, cfg, "name the pruned checkpoint").report

@@ -139,6 +139,8 @@ def prune_network(loaded: Any, layers: list[PrunableLayer], opts: PruneConfig,
                                      "sha256": digest}
             if calib.kind != "images":
                 report["calibration"]["seq_len"] = int(calib.x.shape[1])
+            if opts.method == "rd":  # the samples the curves' output distortion is measured on
+                report["calibration"]["rd_samples"] = min(opts.rd_calib or len(calib), len(calib))
         test = load_inputs(loaded, opts.data, "test", opts.eval_limit or (None if task == "classifier" else 16),
                            opts.seed, opts.seq_len)
         if opts.finetune_epochs > 0:
@@ -155,14 +157,16 @@ def prune_network(loaded: Any, layers: list[PrunableLayer], opts: PruneConfig,
     for j, r in enumerate(ratios, 1):
         step: dict[str, Any] = {"step": j, "ratio": r}
         if opts.method == "rd":
-            head = head_shortcut(model, task, [n.removesuffix(".weight") for n in names], calib)
-            reference = reference_outputs(model, task, calib, opts.batch_size if calib.kind == "images" else 8, head)
+            measured_on = calib if opts.rd_calib is None else calib.slice(0, opts.rd_calib)
+            head = head_shortcut(model, task, [n.removesuffix(".weight") for n in names], measured_on)
+            reference = reference_outputs(model, task, measured_on, opts.batch_size if calib.kind == "images" else 8,
+                                          head)
             key = f"{j}"
             cached = (curves_cache or {}).get(key) if opts.steps == 1 else None
             proxy_curves = opts.rd_curves == "proxy"
             variants, proxy = criterion_variants(model, task, calib, names, spec, batch, proxy_curves) \
                 if spec.calibrated or proxy_curves else (None, None)
-            outcome: RDOutcome = rd_allocate(model, task, calib, reference, cur, r, levels=opts.levels,
+            outcome: RDOutcome = rd_allocate(model, task, measured_on, reference, cur, r, levels=opts.levels,
                                              cap=opts.rd_cap, objective=opts.objective, dp_units=opts.dp_units,
                                              batch_size=opts.batch_size, iterative=j > 1 or any(layer.zeros for
                                                                                                  layer in cur),

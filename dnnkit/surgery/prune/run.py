@@ -32,6 +32,7 @@ class PruneConfig:
     objective: str = "mean"
     levels: int = 101
     rd_curves: str = "exact"  # exact: every level measured; proxy: one per layer, reconstruction errors between
+    rd_calib: int | None = None  # samples the rd curves' output distortion is measured on (None: all of calib)
     dp_units: int | None = None
     steps: int = 1
     refine: int = 0
@@ -76,7 +77,8 @@ class PruneConfig:
         rd = self.method == "rd"
         return {"method": self.method, "ratio": self.ratio, "objective": self.objective if rd else None,
                 "levels": self.levels if self.method == "rd" else None,
-                "rd_curves": self.rd_curves if self.method == "rd" else None, "steps": self.steps,
+                "rd_curves": self.rd_curves if self.method == "rd" else None,
+                "rd_calib": self.rd_calib if self.method == "rd" else None, "steps": self.steps,
                 "refine": self.refine,
                 "calib": self.calib if self.method == "rd" else None, "seed": self.seed, "data": self.data,
                 "cap": self.rd_cap if self.method == "rd" else self.cap, "finetune_epochs": self.finetune_epochs,
@@ -106,6 +108,11 @@ def validate_options(opts: PruneConfig) -> None:
         raise InputError("--rd-curves proxy is an option of the rd allocation", hint="add --layer-adaptive")
     if opts.rd_curves == "proxy" and opts.refine:
         raise InputError("--refine measures magnitude masks and cannot be combined with --rd-curves proxy")
+    if opts.rd_calib is not None:
+        if opts.method != "rd":
+            raise InputError("--rd-calib is an option of the rd allocation", hint="add --layer-adaptive")
+        if not 1 <= opts.rd_calib <= opts.calib:
+            raise InputError(f"--rd-calib must be between 1 and --calib ({opts.calib}), got {opts.rd_calib}")
     if opts.format not in ("dense", "sparse"):
         raise InputError(f"--format must be dense or sparse, got {opts.format!r}")
     if opts.steps < 1 or opts.refine < 0 or opts.finetune_epochs < 0:

@@ -80,8 +80,28 @@ def test_rd_proxy_curves_measure_one_level_per_layer(digits_mlp_ref: str, criter
     assert reports["proxy"]["additivity"]["measured"] > 0
 
 
+def test_rd_calib_measures_the_curves_on_the_first_samples(digits_mlp_ref: str) -> None:
+    """--rd-calib N: the curves and the additivity check use N samples, the criterion all of --calib; N equal to
+    --calib is the default run."""
+    base = [digits_mlp_ref, "--ratio", "0.8", "--layer-adaptive", "--criterion", "sparsegpt", "--data", "digits",
+            "--calib", "64", "--levels", "6", "--rd-curves", "proxy", "--dry-run", "--json"]
+    runs = {}
+    for n in (None, "64", "16"):
+        code, data, err = _run(*base, *(["--rd-calib", n] if n else []))
+        assert code == 0, err
+        runs[n] = data
+    assert runs["16"]["calibration"]["rd_samples"] == 16 and runs[None]["calibration"]["rd_samples"] == 64
+    assert runs["16"]["calibration"]["samples"] == 64
+    assert [x["kept"] for x in runs["64"]["layers"]] == [x["kept"] for x in runs[None]["layers"]]
+    assert runs["64"]["additivity"]["measured"] == runs[None]["additivity"]["measured"]
+    assert runs["16"]["additivity"]["measured"] != runs[None]["additivity"]["measured"]
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--ratio", "0.5", "--rd-curves", "proxy"], "--layer-adaptive"),
+    (["--ratio", "0.5", "--rd-calib", "8", "--data", "digits"], "--rd-calib is an option"),
+    (["--ratio", "0.5", "--layer-adaptive", "--rd-calib", "65", "--calib", "64", "--data", "digits"],
+     "--rd-calib must be between 1 and --calib (64)"),
     (["--ratio", "0.5", "--layer-adaptive", "--rd-curves", "cheap", "--data", "digits"], "--rd-curves must be"),
     (["--ratio", "0.5", "--criterion", "sparsegpt"], "needs calibration data"),
     (["--ratio", "0.5", "--criterion", "obs"], "unknown --criterion"),
