@@ -58,7 +58,8 @@ def train_command(
     layer: Annotated[str, typer.Option("--layer", help="auto (GP layer search on training folds), N, or a "
                                                        "fraction f (floor(f*L)).")] = "auto",
     position: Annotated[str, typer.Option("--position", help="first (first answer token), tbg (last prompt "
-                                                             "token) or slt (second-last answer token).")]
+                                                             "token), slt (second-last answer token) or span "
+                                                             "(every answer-clause token; score = max).")]
     = "first",
     holdout_family: Annotated[str, typer.Option("--holdout-family", help="arithmetic, geography, chemistry or "
                                                                          "none.")] = "none",

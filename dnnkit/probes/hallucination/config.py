@@ -63,13 +63,12 @@ class TrainConfig:
     def check(self) -> None:
         """Bad option values (exit 2 before the data or the model is read)."""
         from dnnkit.probes.hallucination.dataset import FAMILIES, qa_path
-        from dnnkit.probes.hallucination.generate import POSITIONS
+        from dnnkit.probes.hallucination.generate import TRAIN_POSITIONS
 
         if self.probe not in ("mlp", "linear"):
             raise InputError(f"--probe must be mlp or linear, got {self.probe!r}")
-        if self.position not in POSITIONS:
-            hint = "span (all answer tokens) is not implemented in this version" if self.position == "span" else None
-            raise InputError(f"--position must be one of {', '.join(POSITIONS)}, got {self.position!r}", hint=hint)
+        if self.position not in TRAIN_POSITIONS:
+            raise InputError(f"--position must be one of {', '.join(TRAIN_POSITIONS)}, got {self.position!r}")
         if self.folds < 2:
             raise InputError(f"--folds must be >= 2, got {self.folds}")
         if self.no_answer not in ("exclude", "as-wrong"):
@@ -129,6 +128,11 @@ class ScoreConfig:
         record = read_header(path).dnnkit_record() or {}
         if (record.get("arch") or {}).get("family") != "hallucination-probe":
             raise InputError(f"{self.probe} is not a probe written by `dnnkit probe-hallucination train`")
+        from dnnkit.probes.hallucination.generate import TRAIN_POSITIONS
+
+        if str(record.get("position", "first")) not in TRAIN_POSITIONS:
+            raise InputError(f"{self.probe} reads position {record.get('position')!r}, which this version of "
+                             f"dnnkit does not know ({', '.join(TRAIN_POSITIONS)})")
         return record
 
     def threshold_value(self) -> float | None:

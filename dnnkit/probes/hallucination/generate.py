@@ -6,7 +6,9 @@ Decoding is greedy and bounded; prompts are sorted by length and left-padded int
 The teacher-forced pass over prompt + generated tokens returns, per item, the hidden states
 (all L + 1 of them: index 0 = embeddings, index i = output of block i; transformers applies the
 final norm to index L) at the single positions `tbg`, `first`, `slt`, plus token log-probs and
-next-token entropies of the generated tokens.
+next-token entropies of the generated tokens. On request also `span`: every answer-clause token, as
+hidden["span"] float16 [items, L + 1, T, width] (T = the longest clause in tokens, shorter ones
+zero-padded) with hidden["span_len"] int32 [items]; an empty clause keeps the first generated token.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
-POSITIONS = ("first", "tbg", "slt")
+POSITIONS = ("first", "tbg", "slt")  # single positions, always read (and part of the cache key)
+SPAN = "span"
+TRAIN_POSITIONS = (*POSITIONS, SPAN)
 FALLBACK_TEMPLATE = "Question: {question}\nAnswer:"
 
 
@@ -84,6 +88,18 @@ def _left_pad(seqs: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tens
     return ids, mask, pos
 
 
+def stack_span(per_item: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-item span states [L + 1, k_i, width] -> (float16 [items, L + 1, max k, width] zero-padded, k int32)."""
+    import numpy as np
+
+    lengths = np.array([a.shape[1] for a in per_item], dtype=np.int32)
+    first = per_item[0]
+    out = np.zeros((len(per_item), first.shape[0], int(lengths.max()), first.shape[2]), dtype=np.float16)
+    for i, a in enumerate(per_item):
+        out[i, :, :a.shape[1]] = a
+    return out, lengths
+
+
 def _batches(lengths: list[int], batch_size: int) -> list[list[int]]:
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
     return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
@@ -112,10 +128,12 @@ def _common_prefix(prompts: list[list[int]]) -> int:
 
 def greedy_decode(model: Any, tokenizer: Any, prompts: list[list[int]], max_new_tokens: int = 8,
                   batch_size: int = 16, aliases: list[list[str]] | None = None,
-                  progress: ProgressReporter | None = None) -> tuple[list[list[int]], Extracted | None]:
+                  progress: ProgressReporter | None = None, span: bool = False
+                  ) -> tuple[list[list[int]], Extracted | None]:
     """Greedy decoding that also reads, in the same forwards, what the teacher-forced pass would give:
-    hidden states at `tbg` / `first` / `slt`, each token's log-prob and next-token entropy (a causal
-    model sees the same prefix either way). With `aliases=None` only the tokens are returned.
+    hidden states at `tbg` / `first` / `slt` (and with `span` every answer-clause token), each token's
+    log-prob and next-token entropy (a causal model sees the same prefix either way). With `aliases=None`
+    only the tokens are returned.
 
     The KV cache of the prefix every prompt shares (the chat template's system turn) is computed once;
     a row is laid out as [shared prefix][padding][own tokens] with matching position ids.
@@ -199,6 +217,7 @@ def greedy_decode(model: Any, tokenizer: Any, prompts: list[list[int]], max_new_
     if not want:
         return conts, None
     texts, clauses, n_clause = [], [], []
+    spans: list[np.ndarray] = []
     for i, cont in enumerate(conts):
         text, clause, k = _clause_info(tokenizer, cont, aliases[i], stop)
         texts.append(text)
@@ -210,6 +229,11 @@ def greedy_decode(model: Any, tokenizer: Any, prompts: list[list[int]], max_new_
             if name not in hidden:
                 hidden[name] = np.zeros((n, *step_states[i][0].shape), dtype=np.float16)
             hidden[name][i] = step_states[i][min(where[name], len(step_states[i]) - 1)]
+        if span:  # generated token j is step j + 1
+            steps = step_states[i][1:k + 1] or [step_states[i][min(1, len(step_states[i]) - 1)]]
+            spans.append(np.stack(steps, axis=1))
+    if span:
+        hidden[SPAN], hidden["span_len"] = stack_span(spans)
     return conts, Extracted(hidden, texts, clauses, logprobs, n_clause, [e[0] if e else 0.0 for e in entropies],
                             [len(c) for c in conts])
 
@@ -227,7 +251,7 @@ def _clause_info(tokenizer: Any, cont: list[int], aliases: list[str], stop: set[
 class Extracted:
     """Per-item outputs of the teacher-forced pass."""
 
-    hidden: dict[str, np.ndarray]  # position -> float16 [items, L + 1, width]
+    hidden: dict[str, np.ndarray]  # position -> float16 [items, L + 1, width]; span: see the module doc
     answer_text: list[str]
     clause: list[str]
     token_logprobs: list[list[float]]  # per generated token (clause tokens first, then the rest)
@@ -245,7 +269,8 @@ def _decode_lengths(tokenizer: Any, toks: list[int]) -> list[int]:
 def teacher_forced(model: Any, tokenizer: Any, prompts: list[list[int]], continuations: list[list[int]],
                    aliases: list[list[str]], batch_size: int = 16, positions: tuple[str, ...] = POSITIONS,
                    progress: ProgressReporter | None = None) -> Extracted:
-    """One forward over prompt + continuation per item: hidden states at `positions`, log-probs, entropies."""
+    """One forward over prompt + continuation per item: hidden states at `positions` (`span` included when
+    named), log-probs, entropies."""
     import numpy as np
     import torch
 
@@ -259,6 +284,7 @@ def teacher_forced(model: Any, tokenizer: Any, prompts: list[list[int]], continu
     hidden: dict[str, np.ndarray] = {}
     logprobs: list[list[float]] = [[] for _ in range(n)]
     first_entropy = [0.0] * n
+    spans: list[np.ndarray] = [np.zeros(0)] * n
     task = progress.task("read hidden states", n)
     for idx in _batches([len(p) + len(c) for p, c in zip(prompts, continuations, strict=True)], batch_size):
         seqs = [prompts[i] + continuations[i] for i in idx]
@@ -277,7 +303,11 @@ def teacher_forced(model: Any, tokenizer: Any, prompts: list[list[int]], continu
             k = n_clause[i]
             slt = max(tbg + k - 1, tbg)  # second-last clause token; the last prompt token when k <= 1
             where = {"tbg": tbg, "first": first, "slt": slt}
+            if SPAN in positions:  # the clause tokens; an empty clause keeps the first generated token
+                spans[i] = states[row, :, first:first + max(k, 1), :].float().numpy().astype(np.float16)
             for name in positions:
+                if name == SPAN:
+                    continue
                 if name not in hidden:
                     hidden[name] = np.zeros((n, states.shape[1], states.shape[-1]), dtype=np.float16)
                 hidden[name][i] = states[row, :, where[name], :].float().numpy().astype(np.float16)
@@ -288,5 +318,7 @@ def teacher_forced(model: Any, tokenizer: Any, prompts: list[list[int]], continu
                 p0 = preds[0].exp()
                 first_entropy[i] = float(-(p0 * preds[0]).sum())
         task.advance(len(idx))
+    if SPAN in positions and n:
+        hidden[SPAN], hidden["span_len"] = stack_span(spans)
     return Extracted(hidden, texts, clauses, logprobs, n_clause, first_entropy,
                      [len(c) for c in continuations])

@@ -2,6 +2,8 @@
 
 Every trained scorer gets out-of-fold scores from the same outer folds (grouped by `group`,
 stratified by task x stratum x label); the layer is chosen inside each training fold only.
+Features are read through `HiddenStates`, a row view that hands one layer at a time to the probes
+(for `span` a `SpanBatch` of the answer-clause tokens), so no fold copies every layer.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from dnnkit.probes.hallucination.metrics import (
     too_small,
     within_strata,
 )
-from dnnkit.probes.hallucination.probes import PROBE_KINDS, Probe, auroc_or_nan, fit_probe
+from dnnkit.probes.hallucination.probes import PROBE_KINDS, Features, Probe, SpanBatch, auroc_or_nan, fit_probe
 from dnnkit.progress import ProgressReporter, or_null
 
 
@@ -74,26 +76,60 @@ def resolve_layer(layer: str, n_blocks: int) -> int | None:
 
 
 @dataclass
+class HiddenStates:
+    """A row view of cached hidden states: [n, L + 1, width] for a single position, or [n, L + 1, T, width]
+    with per-item lengths for `span`."""
+
+    hidden: np.ndarray
+    lengths: np.ndarray | None = None
+    index: np.ndarray | None = None  # rows of `hidden` this view holds (None: all)
+
+    @classmethod
+    def of(cls, hidden: dict[str, np.ndarray], position: str, rows: np.ndarray | None = None) -> HiddenStates:
+        """The view of `position` in an answer set's hidden-state dict."""
+        if position == "span":
+            return cls(hidden["span"], np.asarray(hidden["span_len"]), rows)
+        return cls(hidden[position], None, rows)
+
+    def __len__(self) -> int:
+        return len(self.index) if self.index is not None else int(self.hidden.shape[0])
+
+    def __getitem__(self, rows: np.ndarray) -> HiddenStates:
+        rows = np.asarray(rows)
+        return HiddenStates(self.hidden, self.lengths, self.index[rows] if self.index is not None else rows)
+
+    def at(self, rows: np.ndarray | None, layer: int) -> Features:
+        """One layer's features of `rows` (of this view; None: all) as float32."""
+        own = self.index if self.index is not None else np.arange(int(self.hidden.shape[0]))
+        sel = own if rows is None else own[np.asarray(rows)]
+        if self.lengths is None:
+            return self.hidden[sel, layer].astype(np.float32)
+        lengths = self.lengths[sel]
+        t = max(int(lengths.max()), 1) if len(sel) else 1
+        return SpanBatch(self.hidden[sel, layer, :t].astype(np.float32), lengths)
+
+
+@dataclass
 class CVResult:
     oof: dict[str, np.ndarray]
     layers: list[int]
     searches: list[LayerSearch] = field(default_factory=list)
 
 
-def _inner_score(kind: str, x: np.ndarray, y: np.ndarray, groups: np.ndarray, cells: np.ndarray, k: int,
+def _inner_score(kind: str, x: HiddenStates, y: np.ndarray, groups: np.ndarray, cells: np.ndarray, k: int,
                  seed: int) -> Callable[[int], float]:
     folds = grouped_folds(k, y, cells, groups, seed + 1)
 
     def score(layer: int) -> float:
         oof = np.full(len(y), np.nan)
         for tr, te in folds:
-            oof[te] = fit_probe(kind, x[tr, layer], y[tr], groups[tr], seed).predict(x[te, layer])
+            oof[te] = fit_probe(kind, x.at(tr, layer), y[tr], groups[tr], seed).predict(x.at(te, layer))
         return auroc_or_nan(y, oof)
 
     return score
 
 
-def choose_layer(opts: TrainConfig, x: np.ndarray, y: np.ndarray, groups: np.ndarray, cells: np.ndarray,
+def choose_layer(opts: TrainConfig, x: HiddenStates, y: np.ndarray, groups: np.ndarray, cells: np.ndarray,
                  n_blocks: int) -> tuple[int, LayerSearch | None]:
     fixed = resolve_layer(opts.layer, n_blocks)
     if fixed is not None:
@@ -103,17 +139,18 @@ def choose_layer(opts: TrainConfig, x: np.ndarray, y: np.ndarray, groups: np.nda
     return search.chosen, search
 
 
-def _fit_scorers(opts: TrainConfig, x: np.ndarray, y: np.ndarray, groups: np.ndarray, cells: np.ndarray,
+def _fit_scorers(opts: TrainConfig, x: HiddenStates, y: np.ndarray, groups: np.ndarray, cells: np.ndarray,
                  tasks: np.ndarray, meta: np.ndarray, tr: np.ndarray, te: np.ndarray, n_blocks: int
                  ) -> tuple[dict[str, np.ndarray], int, LayerSearch | None]:
     """Train every trained scorer on `tr`, score `te`."""
     layer, search = choose_layer(opts, x[tr], y[tr], groups[tr], cells[tr], n_blocks)
     out: dict[str, np.ndarray] = {}
-    out["probe"] = fit_probe(opts.probe, x[tr, layer], y[tr], groups[tr], opts.seed).predict(x[te, layer])
+    x_tr, x_te = x.at(tr, layer), x.at(te, layer)
+    out["probe"] = fit_probe(opts.probe, x_tr, y[tr], groups[tr], opts.seed).predict(x_te)
     if opts.probe != "linear":
-        out["linear"] = fit_probe("linear", x[tr, layer], y[tr], groups[tr], opts.seed).predict(x[te, layer])
-    out["layer0_control"] = fit_probe(opts.probe, x[tr, 0], y[tr], groups[tr], opts.seed).predict(x[te, 0])
-    out["saplma"] = fit_probe("saplma", x[tr, layer], y[tr], groups[tr], opts.seed).predict(x[te, layer])
+        out["linear"] = fit_probe("linear", x_tr, y[tr], groups[tr], opts.seed).predict(x_te)
+    out["layer0_control"] = fit_probe(opts.probe, x.at(tr, 0), y[tr], groups[tr], opts.seed).predict(x.at(te, 0))
+    out["saplma"] = fit_probe("saplma", x_tr, y[tr], groups[tr], opts.seed).predict(x_te)
     out["metadata"] = predict_metadata(fit_metadata(meta[tr], y[tr]), meta[te])
     out["task_base_rate"] = base_rate(tasks[tr], y[tr], tasks[te])
     return out, layer, search
@@ -131,7 +168,7 @@ def run_train(answers: AnswerSet, opts: TrainConfig, n_blocks: int, progress: Pr
         raise RuntimeFailure(f"after grading: {int((y == 1).sum())} wrong and {int((y == 0).sum())} correct "
                              "answers; a probe needs >= 10 of each",
                              hint="add harder arithmetic (--arith-digits 1-4), more items, or other tasks")
-    x = answers.hidden[opts.position][idx].astype(np.float32)
+    x = HiddenStates.of(answers.hidden, opts.position, idx)
     groups = np.array([str(r.get("group", r["id"])) for r in recs])
     tasks = np.array([str(r.get("task", "")) for r in recs])
     strata = np.array([str(r.get("stratum", "all")) for r in recs])
@@ -182,7 +219,7 @@ def run_train(answers: AnswerSet, opts: TrainConfig, n_blocks: int, progress: Pr
     grid = _grid(opts, x, y, groups, folds, n_blocks) if opts.grid else None
     progress.log("fitting the final probe on all labelled items")
     final_layer, final_search = choose_layer(opts, x, y, groups, cells, n_blocks)
-    probe = fit_probe(opts.probe, x[:, final_layer], y, groups, opts.seed)
+    probe = fit_probe(opts.probe, x.at(None, final_layer), y, groups, opts.seed)
     threshold = threshold_at_fpr(y, oof["probe"], 0.10)
 
     verdict = _verdict(comparisons)
@@ -220,7 +257,7 @@ def run_train(answers: AnswerSet, opts: TrainConfig, n_blocks: int, progress: Pr
     return probe, report, plots
 
 
-def _heldout(opts: TrainConfig, x: np.ndarray, y: np.ndarray, groups: np.ndarray, cells: np.ndarray,
+def _heldout(opts: TrainConfig, x: HiddenStates, y: np.ndarray, groups: np.ndarray, cells: np.ndarray,
              tasks: np.ndarray, meta: np.ndarray, unc: dict[str, np.ndarray], families: np.ndarray, n_blocks: int
              ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """Fit layer, threshold and weights on the other families only; test on the held-out one."""
@@ -241,7 +278,7 @@ def _heldout(opts: TrainConfig, x: np.ndarray, y: np.ndarray, groups: np.ndarray
     return res, {"y": yt, "scores": scores}, cmp
 
 
-def _grid(opts: TrainConfig, x: np.ndarray, y: np.ndarray, groups: np.ndarray,
+def _grid(opts: TrainConfig, x: HiddenStates, y: np.ndarray, groups: np.ndarray,
           folds: list[tuple[np.ndarray, np.ndarray]], n_blocks: int) -> dict[str, Any]:
     """Out-of-fold AUROC at every layer (linear and the chosen probe), reported beside the search only."""
     from dnnkit.probes.hallucination.metrics import bootstrap_ci
@@ -254,7 +291,7 @@ def _grid(opts: TrainConfig, x: np.ndarray, y: np.ndarray, groups: np.ndarray,
         for kind in kinds:
             s = np.full(len(y), np.nan)
             for tr, te in folds:
-                s[te] = fit_probe(kind, x[tr, layer], y[tr], groups[tr], opts.seed).predict(x[te, layer])
+                s[te] = fit_probe(kind, x.at(tr, layer), y[tr], groups[tr], opts.seed).predict(x.at(te, layer))
             row[kind] = auroc_or_nan(y, s)
             row[f"{kind}_ci95"] = bootstrap_ci(y, s, max(100, opts.n_boot // 5), opts.seed)
         rows.append(row)
@@ -323,7 +360,7 @@ def score_records(answers: AnswerSet, probe: Probe, layer: int, position: str, t
     """Per-item risk scores, and AUROC / recall at 10 % FPR when the records carry gold answers."""
     from dnnkit.probes.hallucination.metrics import recall_at_fpr
 
-    p = probe.predict(answers.hidden[position][:, layer].astype(np.float32))
+    p = probe.predict(HiddenStates.of(answers.hidden, position).at(None, layer))
     y_all, keep = labels_of(answers.grades, "exclude")
     rows = []
     for i, r in enumerate(answers.records):
@@ -365,6 +402,11 @@ def probe_record(model_ref: str, model_sha: str | None, n_blocks: int, width: in
         "layer": layer,
         "hidden_states": "index 0 = embeddings, index i = output of block i (index L after the final norm)",
         "position": opts.position,
+        **({"span": {"tokens": "every answer-clause token (an empty clause: the first generated token)",
+                     "score": "max token logit" if opts.probe == "mlp" else "probe on the mean of the span's tokens",
+                     "loss": "(1 - w) mean token BCE + w BCE(max span logit, y), w 0 -> 1 over the first half"
+                             if opts.probe == "mlp" else "L2 logistic regression"}}
+           if opts.position == "span" else {}),
         "prompt": {"chat_template_sha256": template_sha256(tokenizer),
                    "chat_template": bool(getattr(tokenizer, "chat_template", None)),
                    "answer_stems": any("answer_stem" in r for r in records)},

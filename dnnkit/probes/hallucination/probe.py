@@ -124,7 +124,7 @@ class TrainProbe(Probe):
         n_blocks = int(net.config.num_hidden_layers)
         check_records(cfg, records, n_blocks)
         answers = answer_and_extract(net, tokenizer, records, loaded.sha256(), cfg.max_new_tokens, cfg.batch_size,
-                                     cfg.cache, ctx.progress)
+                                     cfg.cache, ctx.progress, span=cfg.position == "span")
         width = int(answers.hidden[cfg.position].shape[-1])
         fitted, rep, plot_data = run_train(answers, cfg, n_blocks, ctx.progress)
         report: dict[str, Any] = {
@@ -216,12 +216,13 @@ class ScoreProbe(Probe):
         arch = record.get("arch") or {}
         fitted = FittedProbe.from_tensors(str(arch.get("type")), load_tensors(Path(str(cfg.probe))))
         mnt = cfg.max_new_tokens or int((record.get("decoding") or {}).get("max_new_tokens", 8))
+        position = str(record.get("position", "first"))
         answers = answer_and_extract(net, tokenizer, records, loaded.sha256(), mnt, cfg.batch_size, None,
-                                     ctx.progress)
+                                     ctx.progress, span=position == "span")
         thr = cfg.threshold_value()
         threshold = float(record.get("threshold", 0.5)) if thr is None else thr
         layer = int(record["layer"])
-        rows, summary = score_records(answers, fitted, layer, str(record.get("position", "first")), threshold)
+        rows, summary = score_records(answers, fitted, layer, position, threshold)
         report = {"model": loaded.ref.raw, "probe": cfg.probe, "output": None, "dry_run": ctx.dry_run,
                   "layer": layer, "position": record.get("position"),
                   "cost": {"load_s": round(load_seconds(ctx, prepare_s), 2),

@@ -6,10 +6,17 @@ MLP: the neural probe of Liang & Wang (Dec 2025) as dnnkit reads it: LayerNorm -
 dropout 0.1 -> 128 -> GELU -> 1, class-balanced BCE, AdamW lr 1e-3 wd 1e-2, batch 32, <= 100 epochs,
 early stop on an inner validation AUROC (patience 10). SAPLMA (Azaria & Mitchell 2023): 256-128-64
 ReLU, Adam, BCE, 5 epochs, batch 32.
+
+Position `span` (all answer-clause tokens, a `SpanBatch`): the MLP runs on every token and the item score
+is the max token logit; it trains on the joint loss (1 - w) * mean token BCE + w * BCE(max span logit, y),
+every token labelled with its item's y, w rising linearly 0 -> 1 over the first half of the step budget
+(`max_epochs` epochs) and 1 after (Obeso et al. 2025's annealing). The linear probe and SAPLMA read the
+mean of the span's tokens.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +37,55 @@ def auroc_or_nan(y: np.ndarray, s: np.ndarray) -> float:
         return float("nan")
     r = rankdata(s)
     return float((r[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+@dataclass
+class SpanBatch:
+    """The answer-clause tokens of n items at one layer: tokens [n, T, d] (padded) and lengths [n] (>= 1)."""
+
+    tokens: np.ndarray
+    lengths: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.tokens.shape[0])
+
+    def mask(self) -> np.ndarray:
+        """[n, T] True on real (not padding) tokens."""
+        return np.arange(self.tokens.shape[1])[None, :] < np.asarray(self.lengths)[:, None]
+
+    def flat(self) -> np.ndarray:
+        """The real tokens of every item, stacked: [sum(lengths), d]."""
+        return self.tokens[self.mask()]
+
+    def mean(self) -> np.ndarray:
+        """The mean of each item's real tokens: [n, d]."""
+        m = self.mask()[:, :, None]
+        total = (self.tokens.astype(np.float64) * m).sum(1)
+        return (total / np.maximum(np.asarray(self.lengths), 1)[:, None]).astype(np.float32)
+
+
+Features = np.ndarray | SpanBatch
+
+
+def omega(step: int, total_steps: int) -> float:
+    """Weight of the span (max-logit) term of the joint loss: linear 0 -> 1 over the first half of
+    `total_steps`, then 1."""
+    half = 0.5 * total_steps
+    return 1.0 if half <= 0 else float(min(1.0, step / half))
+
+
+def span_joint_loss(logits: Any, mask: Any, y: Any, w: float, pos_weight: Any = None) -> Any:
+    """(1 - w) * mean token BCE + w * BCE(max span logit, y) for token logits [B, T] (padding masked out by
+    `mask` [B, T]) and item labels y [B]; every real token carries its item's label. `pos_weight` weights
+    the wrong class in both terms (class balancing)."""
+    import torch.nn.functional as F
+
+    yt = y[:, None].expand_as(logits)
+    tok = F.binary_cross_entropy_with_logits(logits, yt, pos_weight=pos_weight, reduction="none")
+    tok_mean = (tok * mask).sum() / mask.sum().clamp(min=1)
+    span_max = logits.masked_fill(~mask, float("-inf")).max(dim=1).values
+    item = F.binary_cross_entropy_with_logits(span_max, y, pos_weight=pos_weight)
+    return (1.0 - w) * tok_mean + w * item
 
 
 @dataclass
@@ -80,7 +136,12 @@ class Probe:
     net: Any = None
     info: dict[str, Any] = field(default_factory=dict)
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
+    def predict(self, x: Features) -> np.ndarray:
+        """P(wrong) per item; a `SpanBatch` is scored by the max token logit (MLP) or its token mean (others)."""
+        if isinstance(x, SpanBatch):
+            if self.kind != "mlp":
+                return self.predict(x.mean())
+            return 1.0 / (1.0 + np.exp(-self.span_logits(x)))
         z = self.norm(x)
         if self.kind == "linear":
             assert self.linear is not None
@@ -91,6 +152,17 @@ class Probe:
         self.net.eval()
         with torch.inference_mode():
             return torch.sigmoid(self.net(torch.from_numpy(z))[:, 0]).numpy().astype(np.float64)
+
+    def span_logits(self, x: SpanBatch) -> np.ndarray:
+        """The MLP's max token logit over each item's span."""
+        import torch
+
+        n, t, d = x.tokens.shape
+        z = self.norm(x.tokens.reshape(n * t, d))
+        self.net.eval()
+        with torch.inference_mode():
+            logits = self.net(torch.from_numpy(z))[:, 0].numpy().reshape(n, t).astype(np.float64)
+        return np.where(x.mask(), logits, -np.inf).max(1)
 
     def tensors(self) -> dict[str, Any]:
         """The probe's weights as named tensors (plus norm.mean / norm.std) for a safetensors file."""
@@ -116,9 +188,13 @@ class Probe:
         return cls(kind, norm, net=net)
 
 
-def fit_probe(kind: str, x: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None, seed: int = 0,
+def fit_probe(kind: str, x: Features, y: np.ndarray, groups: np.ndarray | None = None, seed: int = 0,
               max_epochs: int = 100, patience: int = 10) -> Probe:
-    """Fit a probe of `kind` on features x [n, d] and labels y (1 = wrong)."""
+    """Fit a probe of `kind` on features x [n, d] (or a `SpanBatch` of n items) and labels y (1 = wrong)."""
+    if isinstance(x, SpanBatch):
+        if kind == "mlp":
+            return _fit_span_mlp(x, np.asarray(y).astype(np.int64), groups, seed, max_epochs, patience)
+        x = x.mean()
     norm = Standardiser.fit(x)
     z = norm(x)
     y = np.asarray(y).astype(np.int64)
@@ -199,3 +275,55 @@ def _fit_saplma(z: np.ndarray, y: np.ndarray, norm: Standardiser, seed: int) -> 
         _train_epoch(net, opt, loss_fn, xt, yt, gen)
     net.eval()
     return Probe("saplma", norm, net=net)
+
+
+def _fit_span_mlp(x: SpanBatch, y: np.ndarray, groups: np.ndarray | None, seed: int, max_epochs: int,
+                  patience: int, batch: int = 32) -> Probe:
+    """The MLP on every span token with the joint loss; early stop on the validation AUROC of the max logit."""
+    import torch
+
+    torch.manual_seed(seed)
+    norm = Standardiser.fit(x.flat())
+    n, t, d = x.tokens.shape
+    z = norm(x.tokens.reshape(n * t, d)).reshape(n, t, d)
+    mask = x.mask()
+    tr, va = _inner_split(y, groups, seed)
+    if len(set(y[va].tolist())) < 2:  # too few items for a validation split: train on all, fixed epochs
+        tr, va = np.arange(len(y)), np.array([], dtype=np.int64)
+    net = _torch_net("mlp", d)
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=1e-2)
+    zt, mt, yt = torch.from_numpy(z[tr]), torch.from_numpy(mask[tr]), torch.from_numpy(y[tr]).float()
+    pos = float(yt.sum())
+    pos_weight = torch.tensor((len(yt) - pos) / max(pos, 1.0))
+    gen = torch.Generator().manual_seed(seed)
+    total_steps = max_epochs * math.ceil(len(tr) / batch)
+    step = 0
+    best, best_state, bad, epochs = -1.0, None, 0, 0
+    val = SpanBatch(x.tokens[va], x.lengths[va]) if len(va) else None
+    probe = Probe("mlp", norm, net=net)
+    for _ in range(max_epochs):
+        epochs += 1
+        net.train()
+        perm = torch.randperm(len(tr), generator=gen)
+        for i in range(0, len(perm), batch):
+            b = perm[i:i + batch]
+            opt.zero_grad()
+            logits = net(zt[b].reshape(-1, d))[:, 0].reshape(len(b), t)
+            span_joint_loss(logits, mt[b], yt[b], omega(step, total_steps), pos_weight).backward()
+            opt.step()
+            step += 1
+        if val is None:
+            continue
+        score = auroc_or_nan(y[va], probe.span_logits(val))
+        if score > best + 1e-6:
+            best, bad = score, 0
+            best_state = {k: v.clone() for k, v in net.state_dict().items()}
+        else:
+            bad += 1
+            if bad >= patience:
+                break
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    net.eval()
+    probe.info = {"epochs": epochs, "val_auroc": best if best >= 0 else None, "omega_last": omega(step, total_steps)}
+    return probe

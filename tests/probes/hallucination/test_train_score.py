@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from dnnkit.cli.app import app
 from dnnkit.models.registry import load_model
 from dnnkit.models.safetensors_io import read_header
-from dnnkit.probes.hallucination.generate import POSITIONS, build_prompt, greedy_decode, teacher_forced
+from dnnkit.probes.hallucination.generate import POSITIONS, SPAN, build_prompt, greedy_decode, teacher_forced
 
 runner = CliRunner()
 
@@ -70,14 +70,25 @@ def test_decoding_states_equal_teacher_forced_and_batching(tiny_lm: str) -> None
     prompts = [build_prompt(tok, q, "x =") for q in questions]
     assert tok.decode(prompts[0]).endswith("<|im_start|>assistant\nx =")
     assert tok.decode(prompts[0]).count("<|im_start|>system") == 1
-    conts, ex = greedy_decode(loaded.model, tok, prompts, 5, 3, [[]] * 4)
+    conts, ex = greedy_decode(loaded.model, tok, prompts, 5, 3, [[]] * 4, span=True)
     assert all(1 <= len(c) <= 5 for c in conts)
     single = [greedy_decode(loaded.model, tok, [p], 5, 1, [[]])[0][0] for p in prompts]
     assert conts == single
-    tf = teacher_forced(loaded.model, tok, prompts, conts, [[]] * 4, 2)
+    tf = teacher_forced(loaded.model, tok, prompts, conts, [[]] * 4, 2, (*POSITIONS, SPAN))
     for pos in POSITIONS:
         np.testing.assert_allclose(ex.hidden[pos].astype(np.float32), tf.hidden[pos].astype(np.float32), atol=2e-2)
         assert ex.hidden[pos].shape == (4, 3, 32)
+    # span: every clause token (an empty clause keeps the first generated token), zero-padded to the longest
+    lengths = np.maximum(np.array(ex.clause_tokens), 1)
+    np.testing.assert_array_equal(ex.hidden["span_len"], lengths)
+    np.testing.assert_array_equal(tf.hidden["span_len"], lengths)
+    assert ex.hidden[SPAN].shape == (4, 3, int(lengths.max()), 32)
+    np.testing.assert_allclose(ex.hidden[SPAN].astype(np.float32), tf.hidden[SPAN].astype(np.float32), atol=2e-2)
+    np.testing.assert_array_equal(ex.hidden[SPAN][:, :, 0], ex.hidden["first"])
+    for i, k in enumerate(lengths):
+        assert not ex.hidden[SPAN][i, :, k:].any()
+        if ex.clause_tokens[i] >= 2:
+            np.testing.assert_array_equal(ex.hidden[SPAN][i, :, k - 2], ex.hidden["slt"][i])
     assert not np.allclose(ex.hidden["tbg"][0], ex.hidden["tbg"][1])
     for a, b in zip(ex.token_logprobs, tf.token_logprobs, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-4)
@@ -167,7 +178,7 @@ def test_bad_inputs_exit_2(tiny_lm: str, tiny_encoder: str, trained: dict, tmp_p
         (_train_args(tiny_lm, good, out, "--layer", "7"), "outside 0..2"),
         (_train_args(tiny_lm, good, out, "--folds", "1"), "--folds"),
         (_train_args(tiny_lm, good, out, "--holdout-family", "geography"), "geography"),
-        (_train_args(tiny_lm, good, out, "--position", "span"), "--position"),
+        (_train_args(tiny_lm, good, out, "--position", "mean"), "--position"),
     ]
     for args, needle in cases:
         res = runner.invoke(app, args)
@@ -192,3 +203,53 @@ def test_too_few_labels_exit_1(tiny_lm: str, tmp_path: Path) -> None:
     res = runner.invoke(app, _train_args(tiny_lm, data, tmp_path / "p.safetensors", "--max-new-tokens", "3"))
     assert res.exit_code == 1, res.output
     assert "needs >= 10 of each" in res.stderr and "hint:" in res.stderr
+
+
+def test_single_position_cache_key_is_unchanged() -> None:
+    import hashlib
+
+    from dnnkit.probes.hallucination.answers import cache_key
+    from dnnkit.probes.hallucination.dataset import dataset_sha256
+
+    recs = _records(4)
+    blob = json.dumps({"v": 2, "model": "m", "template": "t", "decoding": {"greedy": True, "max_new_tokens": 8},
+                       "positions": ["first", "tbg", "slt"], "data": dataset_sha256(recs)}, sort_keys=True)
+    old = hashlib.sha256(blob.encode()).hexdigest()[:32]
+    assert cache_key("m", "t", 8, recs) == old  # caches written before span existed still load
+    assert cache_key("m", "t", 8, recs, span=True) != old
+
+
+def test_span_train_and_score(trained: dict, tiny_lm: str, tmp_path: Path) -> None:
+    cache = trained["folder"] / "cache"
+    before = set(cache.glob("*.npz"))
+    out = tmp_path / "span.safetensors"
+    res = runner.invoke(app, _train_args(tiny_lm, trained["data"], out, "--position", "span", "--layer", "1",
+                                         "--no-grid", "--cache", str(cache)))
+    assert res.exit_code == 0, res.output
+    r = json.loads(res.stdout)
+    assert r["position"] == "span" and r["cost"]["cached"] is False  # the single-position cache has no span
+    assert r["scorers"]["probe"]["auroc"] is not None and r["layer"] == 1
+    assert {"linear", "saplma", "layer0_control"} <= set(r["scorers"])
+    after = set(cache.glob("*.npz"))
+    assert before < after and len(after - before) == 1
+    record = read_header(out).dnnkit_record()
+    assert record["position"] == "span" and record["span"]["score"] == "max token logit"
+    scored = tmp_path / "scored.jsonl"
+    res = runner.invoke(app, ["probe-hallucination", "score", tiny_lm, "--probe", str(out), "--data",
+                              f"jsonl:{trained['data']}", "-o", str(scored), "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    assert summary["position"] == "span" and summary["auroc"] is not None
+    assert len(scored.read_text().splitlines()) == 80
+
+
+def test_single_position_run_reuses_a_span_cache(tiny_lm: str, tmp_path: Path) -> None:
+    data = _write(tmp_path / "qa.jsonl", _records(20))
+    cache = tmp_path / "cache"
+    first = runner.invoke(app, _train_args(tiny_lm, data, tmp_path / "s.safetensors", "--position", "span",
+                                           "--probe", "linear", "--layer", "1", "--no-grid", "--cache", str(cache)))
+    assert first.exit_code == 0, first.output
+    again = runner.invoke(app, _train_args(tiny_lm, data, tmp_path / "f.safetensors", "--position", "tbg",
+                                           "--probe", "linear", "--layer", "1", "--no-grid", "--cache", str(cache)))
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["cost"]["cached"] is True and len(list(cache.glob("*.npz"))) == 1
