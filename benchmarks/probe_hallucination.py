@@ -1,10 +1,13 @@
 """Benchmark: does SmolLM2-135M-Instruct's hidden state flag its wrong answers better than its token
 probabilities and than the question's metadata? Writes docs/benchmarks/probe_hallucination.md.
 
-    python benchmarks/probe_hallucination.py [--items quick|default] [--threads 1]
+    python benchmarks/probe_hallucination.py [--items quick|default] [--threads 1] [--position first|span]
 
-One torch thread. `quick` (the profile used for the committed table) scales the item count down so the
-run fits the ~30 min budget of a shared 2-core machine; `default` is the spec's ~860 items.
+One torch thread. `--position first` (default) writes the whole page; another position (`span`: every
+answer-clause token, the MLP's max token logit) writes only its own section of the page, between
+SECTION markers, and a later `first` run keeps that section. `quick` (the profile used for the committed
+table) scales the item count down so the run fits the ~30 min budget of a shared 2-core machine;
+`default` is the spec's ~860 items.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from harness import DOCS, Run, Timer, dump_json, fmt, header, load_json, machine
 
 SPEC_ITEMS = 860  # about as many items as the spec's protocol (the `default` profile)
 SPEC_WITHIN = (0.70, 0.72)  # within-stratum AUROC that perplexity and the linear probe shared in the spec's first run
+SECTION = ("<!-- position-section:begin -->", "<!-- position-section:end -->")
 # Internals on purpose (not `dnnkit.probe_hallucination`): this page reports load, answering and training times
 # apart and passes the built item list in memory; `dnnkit probe-hallucination train` reads a jsonl file and times
 # the three together. It calls the same answer_and_extract / run_train with the same options.
@@ -65,13 +69,17 @@ def main() -> None:
     ap.add_argument("--probe-out", default="/tmp/dnnkit-bench-hallucination/probe.safetensors")
     ap.add_argument("--out", default=str(DOCS / "probe_hallucination.md"))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--position", choices=("first", "tbg", "slt", "span"), default="first",
+                    help="first writes the page; another position writes only its section of the page")
     ap.add_argument("--from-json", default=None, help="only rewrite --out from a saved report.json (written beside "
                     "--probe-out)")
     args = ap.parse_args()
     if args.from_json:
         rep = load_json(args.from_json)
         page = rep["page"]
-        write_markdown(argparse.Namespace(**page["args"]), rep, page["n_records"], page["figures"], rep["run"])
+        page_args = argparse.Namespace(**{"position": "first", **page["args"]})
+        writer = write_markdown if page_args.position == "first" else write_section
+        writer(page_args, rep, page["n_records"], page["figures"], rep["run"])
         return
     run = Run(threads=args.threads)
     from dnnkit.models.registry import load_model
@@ -95,10 +103,11 @@ def main() -> None:
     load_s = t.wall
     net = loaded.model
     n_blocks = int(net.config.num_hidden_layers)
-    answers = answer_and_extract(net, tok, records, loaded.sha256(), 8, args.batch_size, args.cache, progress)
+    answers = answer_and_extract(net, tok, records, loaded.sha256(), 8, args.batch_size, args.cache, progress,
+                                 span=args.position == "span")
     progress.log(f"answers: {answers.seconds:.0f} s ({answers.seconds / len(records):.2f} s/item, "
                  f"cached={answers.cached})")
-    opts = TrainConfig(probe="mlp", layer="auto", position="first", holdout_family=args.holdout_family,
+    opts = TrainConfig(probe="mlp", layer="auto", position=args.position, holdout_family=args.holdout_family,
                         folds=args.folds, seed=args.seed, grid=True, grid_stride=args.grid_stride)
     with Timer() as t:
         probe, rep, plot_data = run_train(answers, opts, n_blocks, progress)
@@ -106,16 +115,17 @@ def main() -> None:
     record = probe_record("zoo:smollm2-135m", loaded.sha256(), n_blocks, int(net.config.hidden_size), opts, tok,
                           records, f"jsonl:{data_path}", rep, probe.info["layer"])
     write_checkpoint(args.probe_out, probe.tensors(), record, force=True)
-    report_dir = Path(args.out).parent / "probe_hallucination"
+    suffix = "" if args.position == "first" else f"_{args.position}"
+    report_dir = Path(args.out).parent / f"probe_hallucination{suffix}"
     report_dir.mkdir(parents=True, exist_ok=True)
-    figures = write_plots(report_dir, plot_data, "MLP probe")
+    figures = write_plots(report_dir, plot_data, f"MLP probe ({args.position})")
     machine = run.finish()
     rep["timings"] = {"load_s": load_s, "answer_s": answer_s_of(answers), "train_s": train_s,
                       "total_s": run.elapsed, "answers_cached": answers.cached}
     rep["page"] = {"args": vars(args), "n_records": len(records), "figures": figures, "n_blocks": n_blocks}
     rep["run"] = machine
-    dump_json(Path(args.probe_out).parent / "report.json", rep)
-    write_markdown(args, rep, len(records), figures, machine)
+    dump_json(Path(args.probe_out).parent / f"report{suffix}.json", rep)
+    (write_markdown if args.position == "first" else write_section)(args, rep, len(records), figures, machine)
     progress.log(f"done in {run.elapsed / 60:.1f} min -> {args.out}")
 
 
@@ -239,7 +249,7 @@ def write_markdown(args: argparse.Namespace, rep: dict, n_records: int, figures:
         "its code is not public and this is a 135M model on short factual answers.",
         "- Tasks with fewer than 30 wrong answers support no claim: " + ("; ".join(
             w for w in rep["warnings"] if "wrong answers" in w) or "none") + ".",
-        "- `span` position and semantic entropy are not implemented.",
+        "- Semantic entropy is not implemented.",
         "",
         "## Figures",
         "",
@@ -247,7 +257,84 @@ def write_markdown(args: argparse.Namespace, rep: dict, n_records: int, figures:
     for f in figures:
         lines.append(f"![{f}](probe_hallucination/{f})")
     lines.append("")
+    section = _old_section(args.out)
+    if section:
+        lines += [section, ""]
     write_page(args.out, "\n".join(lines))
+
+
+def _old_section(page: str | Path) -> str | None:
+    """The position section (markers included) of the page at `page`, if it has one."""
+    path = Path(page)
+    text = path.read_text() if path.is_file() else ""
+    if SECTION[0] not in text or SECTION[1] not in text:
+        return None
+    start = text.index(SECTION[0])
+    return text[start:text.index(SECTION[1]) + len(SECTION[1])]
+
+
+def write_section(args: argparse.Namespace, rep: dict, n_records: int, figures: list[str],
+                  machine: dict[str, Any]) -> None:
+    """Write (or replace) the page's section for a position other than `first`, leaving the rest as it is."""
+    sc = rep["scorers"]
+    tm = rep["timings"]
+    ho = args.holdout_family
+    pos = args.position
+    ls = rep["layer_search"]
+    cmp = rep["comparisons"]
+    label = {"probe": f"MLP probe, `{pos}` (max token logit)", "linear": "linear probe, same layer (token mean)",
+             "saplma": "SAPLMA MLP, same layer (token mean)", "layer0_control": "MLP probe on layer 0 (control)",
+             "metadata": "question metadata (LR)", "neg_mean_logprob": "-mean log-prob (perplexity)"}
+    lines = [
+        SECTION[0],
+        f"## Position `{pos}` (a separate run on the same items)",
+        "",
+        f"Command: `python benchmarks/probe_hallucination.py --items {args.items} --threads {args.threads} "
+        f"--folds {args.folds} --holdout-family {ho} --grid-stride {args.grid_stride} --position {pos}`  ",
+        f"Machine: {machine_note(machine)}; CPU only, other jobs running.  ",
+        f"Cost: model load {tm['load_s']:.0f} s; answering + hidden states {tm['answer_s']:.0f} s "
+        f"({tm['answer_s'] / n_records:.2f} s/item" + ("; from the cache of an identical earlier run" if
+                                                          tm.get("answers_cached") else "") + "); "
+        f"cross-validation, layer search, grid and final fit {tm['train_s']:.0f} s; total {tm['total_s'] / 60:.1f} "
+        "min.",
+        "",
+        ("`span` = every token of the answer clause. The MLP scores each token; the item score is the max token "
+         "logit; it trains on (1 - w) mean token BCE + w BCE(max span logit, y), every token labelled with its "
+         "item's label (the data labels items, not tokens), w rising 0 -> 1 over the first half of the epoch "
+         "budget. The linear probe and SAPLMA read the mean of the span's tokens." if pos == "span" else ""),
+        "",
+        f"{rep['n_labelled']} labelled, {rep['n_wrong']} wrong. Layers chosen per outer fold {ls['fold_layers']}, "
+        f"on all items **{ls['chosen']}**; grid best (test folds, optimistic) "
+        f"{ls['grid_best']['layer'] if ls['grid_best'] else '-'} ({fmt((ls['grid_best'] or {}).get('auroc'))}).",
+        "",
+        *header(["scorer", "pooled AUROC", "95% CI", "within-strata mean", f"held-out {ho} AUROC"], "lrlrr"),
+    ]
+    for n in label:
+        if n in sc:
+            s = sc[n]
+            h = (s.get("heldout") or {}).get(ho, {})
+            lines.append(row([label[n], fmt(s.get("auroc")), ci(s.get("ci95")), fmt(s.get("within_strata_mean")),
+                              fmt(h.get("auroc"))]))
+    lines += ["", *header(["probe minus", "pooled", "within-strata mean", f"held-out {ho}"])]
+    for b in ("neg_mean_logprob", "metadata"):
+        cells = []
+        for where in ("pooled", "within_strata_mean", "heldout"):
+            d = (cmp.get(where) or {}).get(f"probe - {b}", {})
+            cells.append(f"{fmt(d.get('diff'))} {ci(d.get('ci95'))}" if d else "-")
+        lines.append(row([label[b], *cells]))
+    v = rep["verdict"]
+    lines += ["", f"Beats -mean log-prob AND metadata (paired CI excludes 0) within strata or held out: "
+              f"{mark(v['passes'])}. {v['reason']}.", ""]
+    lines += [f"![{f}](probe_hallucination_{pos}/{f})" for f in figures]
+    lines.append(SECTION[1])
+    block = "\n".join(lines)
+    path = Path(args.out)
+    text = path.read_text() if path.is_file() else ""
+    old = _old_section(path)
+    text = text.replace("- `span` position and semantic entropy are not implemented.",
+                        "- Semantic entropy is not implemented.")
+    text = text.replace(old, block) if old else text.rstrip("\n") + "\n\n" + block + "\n"
+    write_page(path, text)
 
 
 if __name__ == "__main__":
