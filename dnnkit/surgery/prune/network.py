@@ -3,6 +3,7 @@ held-out metrics before and after."""
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -14,7 +15,7 @@ from dnnkit.surgery.prune.allocate import allocate
 from dnnkit.surgery.prune.criteria.apply import apply_criterion, check_pattern
 from dnnkit.surgery.prune.criteria.owl import owl_zeros
 from dnnkit.surgery.prune.criteria.variants import criterion_variants
-from dnnkit.surgery.prune.curves import Curves, reference_outputs
+from dnnkit.surgery.prune.curves import Curves, forward_y, reference_outputs
 from dnnkit.surgery.prune.layers import PrunableLayer, network_weight_names, scan_layers, select_layers
 from dnnkit.surgery.prune.lm_head import head_shortcut
 from dnnkit.surgery.prune.rd import RDOutcome, apply_zeros, rd_allocate
@@ -80,24 +81,45 @@ def _calibration(loaded: Any, opts: PruneConfig) -> Any:
     return load_inputs(loaded, opts.data, "train", opts.calib, opts.seed, opts.seq_len)
 
 
+@torch.no_grad()
 def held_out_metrics(loaded: Any, model: torch.nn.Module, opts: PruneConfig, test: Any,
-                     reference: torch.Tensor | None) -> tuple[dict[str, Any], torch.Tensor]:
-    """Accuracy (classifier), perplexity (causal LM), cosine (encoder) and output MSE vs the dense model."""
-    from dnnkit.metrics import perplexity
+                     reference: torch.Tensor | None) -> tuple[dict[str, Any], torch.Tensor | None]:
+    """Accuracy (classifier), perplexity (causal LM), cosine (encoder) and output MSE vs `reference`, from
+    one forward per batch. Returns the outputs Y only without a reference (they become the reference of the
+    later call), so the scoring after pruning holds one batch of outputs, not the whole split."""
+    from dnnkit.metrics import token_nll
 
     task = loaded.info.task
     batch = opts.batch_size if test.kind == "images" else min(opts.batch_size, 8)
-    y = reference_outputs(model, task, test, batch)
+    model.eval()
+    parts: list[torch.Tensor] = []
+    correct, nll, predictions, sq_err, elements, cosine = 0, 0.0, 0, 0.0, 0, 0.0
+    for i in range(0, len(test), batch):
+        chunk = test.slice(i, i + batch)
+        y = forward_y(model, task, chunk)
+        if task == "classifier" and test.y is not None:
+            correct += int((y.argmax(-1) == chunk.y).sum())
+        if task == "causal-lm":
+            part_nll, n = token_nll(y, chunk.x)
+            nll, predictions = nll + part_nll, predictions + n
+        if reference is None:
+            parts.append(y)
+            continue
+        ref = reference[i:i + batch]
+        sq_err += float(((y - ref) ** 2).double().sum())
+        elements += y.numel()
+        if task == "encoder":
+            cosine += float(torch.nn.functional.cosine_similarity(y, ref, dim=-1).double().sum())
     out: dict[str, Any] = {"split": "test", "samples": len(test)}
     if task == "classifier" and test.y is not None:
-        out["accuracy"] = float((y.argmax(-1) == test.y).float().mean())
+        out["accuracy"] = correct / max(len(test), 1)
     if task == "causal-lm":
-        out["perplexity"] = perplexity(model, test, batch_size=batch)
+        out["perplexity"] = math.exp(nll / max(predictions, 1))
     if reference is not None:
-        out["output_mse"] = float(((y - reference) ** 2).mean())
+        out["output_mse"] = sq_err / max(elements, 1)
         if task == "encoder":
-            out["cosine"] = float(torch.nn.functional.cosine_similarity(y, reference, dim=-1).mean())
-    return out, y
+            out["cosine"] = cosine / max(len(test), 1)
+    return out, (torch.cat(parts) if reference is None else None)
 
 
 def finetune(model: torch.nn.Module, masks: dict[str, torch.Tensor], train: Any, opts: PruneConfig,
@@ -216,14 +238,14 @@ def prune_network(loaded: Any, layers: list[PrunableLayer], opts: PruneConfig,
             t0 = time.perf_counter()
             zeros = allocate(opts.method, cur, r, lambda n: params[n].detach(), opts.cap)
             timing["allocation_s"] += time.perf_counter() - t0
-        if spec.name == "magnitude" and spec.pattern is None:
-            weights = {n: params[n].detach().clone() for n in names}
-            masks = apply_zeros(params, weights, names, zeros)
+        tune = opts.finetune_epochs > 0  # the only use of the masks: held through the fine-tune
+        if spec.name == "magnitude" and spec.pattern is None:  # in place, from each parameter (no copy)
+            masks = apply_zeros(params, {n: params[n].detach() for n in names}, names, zeros, keep_masks=tune)
         else:
             t0 = time.perf_counter()
-            outcomes = apply_criterion(model, task, calib, names, zeros, spec, batch, progress)
+            outcomes = apply_criterion(model, task, calib, names, zeros, spec, batch, progress, keep_masks=tune)
             timing["criterion_s"] = timing.get("criterion_s", 0.0) + time.perf_counter() - t0
-            masks = {n: outcomes[n]["keep"] for n in names}
+            masks = {n: outcomes[n]["keep"] for n in names} if tune else {}
             zeros = [outcomes[n]["zeros"] for n in names]
             for n in names:
                 rd_extra.setdefault(n, {}).update(criterion=outcomes[n]["criterion"],

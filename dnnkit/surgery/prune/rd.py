@@ -42,14 +42,16 @@ class RDOutcome:
 
 
 def apply_zeros(params: dict[str, nn.Parameter], weights: dict[str, torch.Tensor], names: list[str],
-                zeros: list[int]) -> dict[str, torch.Tensor]:
-    """Set each layer to its source weight with the first z entries of the magnitude order removed."""
+                zeros: list[int], keep_masks: bool = True) -> dict[str, torch.Tensor]:
+    """Set each layer to its source weight with the first z entries of the magnitude order removed
+    (`weights[name]` may be the parameter itself); returns the keep-masks (none without `keep_masks`)."""
     masks = {}
     with torch.no_grad():
         for name, z in zip(names, zeros, strict=True):
             mask = keep_mask(weights[name], z)
             params[name].copy_(weights[name] * mask.to(weights[name].dtype))
-            masks[name] = mask
+            if keep_masks:
+                masks[name] = mask
     return masks
 
 

@@ -232,3 +232,40 @@ def test_sparsegpt_levels_equal_one_run_per_level() -> None:
         alone = sparsegpt_prune(w, h, z, "l", block_size=16)
         assert torch.equal(got, alone.weight)
         assert int((got == 0).sum()) == z
+
+
+def test_masks_are_dropped_unless_asked_for_and_the_weights_do_not_change() -> None:
+    """keep_masks=False (no fine-tune: the peak-memory saving) prunes exactly as with the masks held."""
+    names = _block_names(_tiny_llama())
+    results = []
+    for keep in (True, False):
+        model, calib = _tiny_llama(), _tokens()
+        zeros = [p.numel() // 2 for n, p in model.named_parameters() if n in names]
+        out = apply_criterion(model, "causal-lm", calib, names, zeros, CriterionSpec("wanda"), batch=4,
+                              keep_masks=keep)
+        assert all(("keep" in out[n]) == keep for n in names)
+        results.append({n: p.detach().clone() for n, p in model.named_parameters() if n in names})
+    assert all(torch.equal(results[0][n], results[1][n]) for n in names)
+
+
+def test_held_out_metrics_in_batches_match_the_whole_split() -> None:
+    """The prune report's perplexity and output MSE, one batch at a time, equal the whole-split figures."""
+    from types import SimpleNamespace
+
+    from dnnkit.metrics import perplexity
+    from dnnkit.surgery.prune.network import held_out_metrics
+    from dnnkit.surgery.prune.run import PruneConfig
+
+    model, test = _tiny_llama(), _tokens()
+    loaded = SimpleNamespace(info=SimpleNamespace(task="causal-lm"))
+    opts = PruneConfig(ratio=0.5, batch_size=3)
+    before, y = held_out_metrics(loaded, model, opts, test, None)
+    assert y is not None and y.shape[0] == len(test)
+    assert before["perplexity"] == pytest.approx(perplexity(model, test, batch_size=3), rel=1e-6)
+    with torch.no_grad():
+        model.model.layers[0].mlp.down_proj.weight.mul_(0.5)
+        y_after = model(input_ids=test.x, use_cache=False).logits.float()
+    after, none = held_out_metrics(loaded, model, opts, test, y)
+    assert none is None
+    assert after["output_mse"] == pytest.approx(float(((y_after - y) ** 2).mean()), rel=1e-4)
+    assert after["perplexity"] > 0 and after["perplexity"] != before["perplexity"]

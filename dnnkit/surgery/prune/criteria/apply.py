@@ -84,16 +84,23 @@ def _magnitude_param(param: nn.Parameter, zeros: int, pattern: Pattern | None) -
 
 def apply_criterion(model: nn.Module, task: str, calib: Inputs | None, names: list[str], zeros: list[int],
                     spec: CriterionSpec, batch: int, progress: ProgressReporter | None = None,
-                    ) -> dict[str, dict[str, Any]]:
-    """Prune each named weight of `model` in place to its zero count (or `spec.pattern`)."""
+                    keep_masks: bool = True) -> dict[str, dict[str, Any]]:
+    """Prune each named weight of `model` in place to its zero count (or `spec.pattern`). Each outcome
+    holds the layer's keep-mask under "keep" only with `keep_masks` (a fine-tune needs them)."""
     counts = dict(zip(names, zeros, strict=True))
     params = dict(model.named_parameters())
+
+    def held(outcome: dict[str, Any]) -> dict[str, Any]:
+        if not keep_masks:
+            outcome.pop("keep", None)
+        return outcome
+
     if not spec.calibrated:
         out = {}
         for name in names:
             view = layer_view(name, module_of(model, name)) if name.endswith("weight") else None
-            out[name] = prune_layer(view, None, counts[name], spec) if view is not None else \
-                _magnitude_param(params[name], counts[name], spec.pattern)
+            out[name] = held(prune_layer(view, None, counts[name], spec) if view is not None else
+                             _magnitude_param(params[name], counts[name], spec.pattern))
             out[name].setdefault("criterion", spec.name)
         return out
     from dnnkit.surgery.prune.criteria.sequential import prune_sequential
@@ -101,10 +108,10 @@ def apply_criterion(model: nn.Module, task: str, calib: Inputs | None, names: li
     assert calib is not None
 
     def prune(view: LayerView, stats: InputStats, z: int) -> dict[str, Any]:
-        return {**prune_layer(view, stats, z, spec), "criterion": spec.name}
+        return held({**prune_layer(view, stats, z, spec), "criterion": spec.name})
 
     outcomes, fallback = prune_sequential(model, task, calib, names, counts, prune,
                                           hessian=spec.name == "sparsegpt", batch=batch, progress=progress)
     for name in fallback:
-        outcomes[name] = _magnitude_param(params[name], counts[name], spec.pattern)
+        outcomes[name] = held(_magnitude_param(params[name], counts[name], spec.pattern))
     return outcomes
