@@ -7,14 +7,16 @@ GMI and the pixel baseline and evaluates them with an independent evaluator.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
 from dnnkit.cli.options import DeviceOpt, ModelArg, SeedOpt
 from dnnkit.cli.shared import LOAD, WRITE, Shared, shared_options
+
+if TYPE_CHECKING:
+    import click
 
 THREADS_ONE = "torch CPU threads (default 1: small nets run fastest on one)."
 
@@ -24,6 +26,8 @@ class InvertGroup(TyperGroup):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if not args:  # help on stderr, exit 2 (click's NoArgsIsHelpError escapes the root's handler here)
+            import click  # only here: the click package is not needed to start other commands
+
             click.echo(ctx.get_help(), err=True)
             ctx.exit(2)
         return super().parse_args(ctx, args)

@@ -106,14 +106,19 @@ def select_layers(default: list[str], all_names: list[str], float_names: set[str
 
 
 def scan_layers(source: WeightSource, names: list[str]) -> list[PrunableLayer]:
-    """Read each tensor once: shape, existing zeros; NaN/Inf is bad input."""
+    """Read each tensor once: shape, existing zeros; NaN/Inf is bad input.
+
+    A finite sum proves every entry finite (NaN and Inf propagate through it), one cheap reduction;
+    only a non-finite sum (a NaN or Inf, or finite values that overflow it) counts them exactly.
+    """
     import torch
 
     layers = []
     for name in names:
         w = source.get(name)
-        bad = int((~torch.isfinite(w)).sum())
-        if bad:
-            raise InputError(f"tensor {name} holds {bad} NaN/Inf values", hint="prune a finite checkpoint")
-        layers.append(PrunableLayer(name, tuple(w.shape), int((w == 0).sum())))
+        if w.numel() and not bool(torch.isfinite(w.sum())):
+            bad = int((~torch.isfinite(w)).sum())
+            if bad:
+                raise InputError(f"tensor {name} holds {bad} NaN/Inf values", hint="prune a finite checkpoint")
+        layers.append(PrunableLayer(name, tuple(w.shape), w.numel() - int(torch.count_nonzero(w))))
     return layers

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from safetensors.torch import load_file, save_file
 
 from dnnkit.cli.app import app
+from dnnkit.surgery.prune import masks
 from dnnkit.surgery.prune.masks import keep_mask, lamp_scores, lamp_sorted_scores, magnitude_ranks
 from dnnkit.surgery.prune.select import select_counts
 
@@ -117,6 +118,44 @@ def test_keep_mask_matches_the_stable_argsort(index: int) -> None:
 
 
 @pytest.mark.parametrize("index", range(len(_tensors())))
+def test_radix_threshold_matches_the_stable_argsort(index: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The radix selection large tensors take (forced here on the small ones) gives the same masks."""
+    monkeypatch.setattr(masks, "RADIX_MIN", 0)
+    w = _tensors()[index]
+    n = w.numel()
+    for z in sorted({0, 1, 2, n // 3, n // 2, n - 5, n - 1, n, n + 3, *range(0, n, max(1, n // 37))}):
+        assert torch.equal(keep_mask(w, z), old_keep_mask(w, z)), z
+
+
+def _large_tensors() -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(2)
+    ties = torch.randint(-40, 41, (256, 160), generator=g).float() / 16  # 81 distinct values, many zeros
+    ties[:3] = -0.0
+    special = torch.randn(300, 200, generator=g)
+    special.view(-1)[torch.randint(0, special.numel(), (40,), generator=g)] = float("nan")
+    special.view(-1)[torch.randint(0, special.numel(), (30,), generator=g)] = float("inf")
+    special.view(-1)[7] = -float("inf")
+    near = 1.0 + torch.randint(0, 70_000, (40_000,), generator=g).float() * 2 ** -23  # one top-16 bucket, and two
+    return [torch.randn(512, 96, generator=g), ties, special, near, torch.randn(40_000, generator=g).half(),
+            torch.randn(200, 200, generator=g).double(), torch.zeros(33_000)]
+
+
+@pytest.mark.parametrize("index", range(len(_large_tensors())))
+def test_radix_threshold_on_large_tensors(index: int) -> None:
+    w = _large_tensors()[index]
+    n = w.numel()
+    assert n >= masks.RADIX_MIN
+    flat = w.reshape(-1).abs().float()
+    for z in sorted({1, 2, n // 7, n // 2, n - 100, n - 41, n - 1, *range(1, n, n // 11)}):
+        t, at_most = masks._threshold(flat, z)
+        expect = flat.kthvalue(z).values
+        assert torch.equal(t.view(torch.int32), expect.view(torch.int32)) or (bool(t.isnan()) and bool(expect.isnan()))
+        if not bool(t.isnan()):
+            assert at_most == int((flat <= t).sum())
+        assert torch.equal(keep_mask(w, z), old_keep_mask(w, z)), z
+
+
+@pytest.mark.parametrize("index", range(len(_tensors())))
 def test_lamp_scores_bit_identical(index: int) -> None:
     w = _tensors()[index]
     old = old_lamp_scores(w)
@@ -207,3 +246,26 @@ def test_pruned_file_bit_identical_to_the_argsort_algorithm(fixture_file: Path, 
         else:
             expect = tensor
         assert got[name].dtype == expect.dtype and torch.equal(got[name].view(torch.int32), expect.view(torch.int32))
+
+
+def test_scan_layers_counts_zeros_and_rejects_non_finite_exactly() -> None:
+    from dnnkit.errors import InputError
+    from dnnkit.models.weights import StateDictWeights
+    from dnnkit.surgery.prune.layers import scan_layers
+
+    big = torch.full((64, 64), 60000.0).half()  # finite, but its sum overflows float16: the exact check decides
+    big[0, :5] = 0.0
+    big[1, 0] = -0.0
+    huge = torch.full((8, 8), 3e38)  # finite, its float32 sum overflows
+    tensors = {"a.weight": big, "b.weight": huge, "c.weight": torch.zeros(0, 4), "d.weight": torch.randn(5, 5)}
+    layers = scan_layers(StateDictWeights(tensors), list(tensors))
+    assert [layer.zeros for layer in layers] == [int((t == 0).sum()) for t in tensors.values()] == [6, 0, 0, 0]
+    for bad, count in ((float("nan"), 3), (float("inf"), 2), (-float("inf"), 1)):
+        w = torch.randn(10, 10)
+        w.view(-1)[:count] = bad
+        with pytest.raises(InputError, match=f"tensor w.weight holds {count} NaN/Inf values"):
+            scan_layers(StateDictWeights({"w.weight": w}), ["w.weight"])
+    mixed = torch.randn(10, 10)
+    mixed[0, 0], mixed[0, 1] = float("inf"), -float("inf")  # the sum is NaN
+    with pytest.raises(InputError, match="holds 2 NaN/Inf"):
+        scan_layers(StateDictWeights({"w.weight": mixed}), ["w.weight"])
