@@ -4,8 +4,9 @@ ties broken by flat index (a stable sort), so methods differ only in how many ea
 `keep_mask` never sorts: the z-th smallest |w| is the threshold, everything below it goes, and of
 the entries equal to it only the first ones by flat index go, which is exactly the stable sort's
 order. The threshold is kthvalue's on small tensors and an exact radix selection over the float32
-bit patterns on large ones (the same value, several times faster from 32K entries on). `lamp_sorted_scores` sorts once (unstable: equal values are interchangeable
-in a sorted array) in the narrowest float dtype that holds |w| exactly.
+bit patterns on large ones (the same value, several times faster from 32K entries on).
+`lamp_sorted_scores` sorts once (unstable: equal values are interchangeable in a sorted array) in
+the narrowest float dtype that holds |w| exactly.
 """
 
 from __future__ import annotations
@@ -40,13 +41,13 @@ def _threshold(flat: torch.Tensor, k: int) -> tuple[torch.Tensor, int]:
     bits = flat.contiguous().view(torch.int32)
     top = bits >> 16
     cum = torch.cumsum(torch.bincount(top, minlength=1 << 15), 0)
-    hi = int(torch.searchsorted(cum, torch.tensor(k)))  # first bucket with cum >= k
+    hi = int(torch.searchsorted(cum, torch.tensor(k, device=cum.device)))  # first bucket with cum >= k
     below = int(cum[hi - 1]) if hi > 0 else 0
     low = bits[top == hi] & 0xFFFF
     del top
     low_cum = torch.cumsum(torch.bincount(low, minlength=1 << 16), 0)
-    lo = int(torch.searchsorted(low_cum, torch.tensor(k - below)))
-    t = torch.tensor((hi << 16) | lo, dtype=torch.int32).view(torch.float32)
+    lo = int(torch.searchsorted(low_cum, torch.tensor(k - below, device=cum.device)))
+    t = torch.tensor((hi << 16) | lo, dtype=torch.int32, device=flat.device).view(torch.float32)
     return t, below + int(low_cum[lo])
 
 
