@@ -1,7 +1,8 @@
 """One network per seed (issues 16 and 18): at 90 % one-shot (no fine-tune), does rd over the best criterion
 beat LAMP magnitude by more than twice the paired spread over 5 seeds, on zoo:digits-cnn and zoo:fashion-cnn?
 
-    python benchmarks/prune_seeds.py [--models digits-cnn,fashion-cnn] [--seeds 5] [--resume]
+    python benchmarks/prune_seeds.py [--models digits-cnn,fashion-cnn] [--seeds 5] [--resume] [--train-only]
+    python benchmarks/prune_seeds.py --page-only   # rewrite the page from docs/benchmarks/prune-seeds.json
 
 For each model and seed s: a fresh network is trained with the zoo recipe and training seed s
 (`dnnkit.zoo.build.train_zoo_network`; state dicts cached under `$DNNKIT_HOME/bench/prune-seeds/`, so reruns skip
@@ -172,6 +173,15 @@ def model_section(res: dict[str, Any], model: str) -> tuple[list[str], str | Non
                      "yes" if all(r["exact"] for r in by_seed.values()) else "no", f"{secs:.1f}"])
     lines.append(table(["method", "top-1 mean ± SD", f"paired vs {BASELINE}", "per seed " + "/".join(map(str, seeds)),
                         "rd ρ (mean)", "max layer sparsity %", "count exact", "s per run"], body, "lrrrrrcr"))
+    emptied = {m: sum(r["max_layer"] >= 1.0 for r in rows if r["method"] == m) for m in labels}
+    emptied = {m: n for m, n in emptied.items() if n}
+    chance = [m for m in labels if means[m][0] < 12.5]
+    notes = []
+    if emptied:
+        notes.append("A layer left with no weight at all (100 % sparse): " + ", ".join(
+            f"{m} in {n} of {len(seeds)} networks" for m, n in emptied.items()) + ".")
+    if chance:
+        notes.append(f"At or near chance (10 %): {', '.join(chance)}.")
     target_row = None
     if best_rd and BASELINE in labels:
         d = paired(rows, model, best_rd, BASELINE)
@@ -188,6 +198,8 @@ def model_section(res: dict[str, Any], model: str) -> tuple[list[str], str | Non
         target_row = row([f"rd over the best criterion beats LAMP magnitude by > 2 × paired SD at {100 * RATIO:.0f} % "
                           "one-shot", model, f"{best_rd} {mu:+.2f} ± {sd:.2f} (n={len(d)})",
                           "met" if ok else "missed", note])
+    if notes:
+        lines += ["", " ".join(notes)]
     return lines + [""], target_row
 
 
@@ -213,6 +225,9 @@ def write_page_from(res: dict[str, Any], path: Path) -> Path:
              "network to exactly 90 % of the Linear/Conv weights through the public API (`dnnkit.prune`), with no "
              "fine-tune. Methods are paired on each network. The best rd row is picked after the fact among the three "
              "rd criteria (a selection that favours rd); every row's paired difference to LAMP is shown.", "",
+             "The trained networks are cached under `$DNNKIT_HOME/bench/prune-seeds/` (a `--train-only` run "
+             "trains them and prunes nothing; a later run loads them, and `--resume` keeps the rows and dense figures "
+             "of the dump it reads).", "",
              f"Command: {commands} (each run as `flock /tmp/dnnkit-heavy.lock env OMP_NUM_THREADS=1 "
              ".venv/bin/python ...`)  ",
              "Runs (torch threads pinned with `torch.set_num_threads`):", *notes, "",
@@ -236,7 +251,11 @@ def main() -> None:
     ap.add_argument("--resume", action="store_true", help="keep the rows already in --json, run the missing ones")
     ap.add_argument("--json", default=str(JSON_OUT))
     ap.add_argument("--out", default=str(PAGE_OUT))
+    ap.add_argument("--page-only", action="store_true", help="write --out from the rows in --json, run nothing")
     args = ap.parse_args()
+    if args.page_only:
+        write_page_from(load_json(args.json), Path(args.out))
+        return
     run = Run(threads=1)
     log = run.log
     methods = [m for m in METHODS if m[0] in args.methods.split(",")]
