@@ -35,7 +35,7 @@ def prune_command(
     exclude: Annotated[list[str] | None, typer.Option("--exclude", help="Do not prune tensors matching this glob "
                                                                          "(repeatable).")] = None,
     max_layer_sparsity: Annotated[float | None, typer.Option("--max-layer-sparsity", "--max-layer-ratio",
-                                                             help="Per-layer sparsity cap (rd: default 0.99; "
+                                                             help="Per-layer sparsity cap (rd, owl: default 0.99; "
                                                                   "baselines: none unless given).")] = None,
     data: DataOpt = None,
     calib: Annotated[int, typer.Option("--calib", help="Calibration samples for rd curves (text: token blocks).",

@@ -61,7 +61,7 @@ def check_budget(layers: list[PrunableLayer], opts: PruneConfig) -> None:
     if have > p:
         raise InputError(f"input has {100 * have / total:.1f} % zeros among prunable weights; "
                          f"pass --ratio >= {have / total:.3f}")
-    cap = opts.rd_cap if opts.method == "rd" else opts.cap
+    cap = opts.rd_cap if opts.method in ("rd", "owl") else opts.cap
     if cap is not None:
         reach = sum(max(math.floor(cap * layer.n), layer.zeros) for layer in layers)
         if reach < p:
@@ -232,7 +232,7 @@ def prune_network(loaded: Any, layers: list[PrunableLayer], opts: PruneConfig,
                                       "on_grid": zeros[k] in zs}
         elif opts.method == "owl":
             t0 = time.perf_counter()
-            zeros, step["owl"] = owl_zeros(model, task, calib, cur, r, batch, opts.cap)
+            zeros, step["owl"] = owl_zeros(model, task, calib, cur, r, batch, opts.rd_cap)
             timing["allocation_s"] += time.perf_counter() - t0
         else:
             t0 = time.perf_counter()

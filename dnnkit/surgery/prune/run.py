@@ -25,7 +25,7 @@ class PruneConfig:
     method: str = "lamp"
     include: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
-    cap: float | None = None  # --max-layer-sparsity; rd uses 0.99 when not given
+    cap: float | None = None  # --max-layer-sparsity; rd and owl use 0.99 when not given
     data: str | None = None
     calib: int = 256
     seed: int = 0
@@ -81,7 +81,8 @@ class PruneConfig:
                 "rd_calib": self.rd_calib if self.method == "rd" else None, "steps": self.steps,
                 "refine": self.refine,
                 "calib": self.calib if self.method == "rd" else None, "seed": self.seed, "data": self.data,
-                "cap": self.rd_cap if self.method == "rd" else self.cap, "finetune_epochs": self.finetune_epochs,
+                "cap": self.rd_cap if self.method in ("rd", "owl") else self.cap,
+                "finetune_epochs": self.finetune_epochs,
                 "criterion": self.resolved_criterion, "pattern": self.pattern,
                 "dampening": self.dampening if self.resolved_criterion == "sparsegpt" else None}
 

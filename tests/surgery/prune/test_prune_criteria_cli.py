@@ -97,6 +97,18 @@ def test_rd_calib_measures_the_curves_on_the_first_samples(digits_mlp_ref: str) 
     assert runs["16"]["additivity"]["measured"] != runs[None]["additivity"]["measured"]
 
 
+def test_owl_never_empties_a_layer_by_default(digits_mlp_ref: str) -> None:
+    """OWL's per-block targets are the ratio +- lambda moved by one offset to meet the exact total: at 95 %
+    they exceed 1 for the first digits-mlp layers (and a retrained digits-cnn lost a whole layer at 90 %).
+    The default per-layer cap 0.99 holds every layer below 100 %."""
+    code, data, err = _run(digits_mlp_ref, "--ratio", "0.95", "--method", "owl", "--criterion", "wanda", "--data",
+                           "digits", "--calib", "64", "--dry-run", "--json")
+    assert code == 0, err
+    assert max(block["sparsity"] for block in data["steps"][0]["owl"]["blocks"]) > 1  # the case this guards
+    assert max(layer["sparsity"] for layer in data["layers"]) <= 0.99
+    assert data["pruned"] == round(0.95 * data["total"])
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--ratio", "0.5", "--rd-curves", "proxy"], "--layer-adaptive"),
     (["--ratio", "0.5", "--rd-calib", "8", "--data", "digits"], "--rd-calib is an option"),
