@@ -81,6 +81,9 @@ def _calibration(loaded: Any, opts: PruneConfig) -> Any:
     return load_inputs(loaded, opts.data, "train", opts.calib, opts.seed, opts.seq_len)
 
 
+LOGIT_BUDGET = 8_000_000  # floats of held-out logits per forward (SmolLM2, 128 tokens: one row at a time)
+
+
 @torch.no_grad()
 def held_out_metrics(loaded: Any, model: torch.nn.Module, opts: PruneConfig, test: Any,
                      reference: torch.Tensor | None) -> tuple[dict[str, Any], torch.Tensor | None]:
@@ -91,6 +94,9 @@ def held_out_metrics(loaded: Any, model: torch.nn.Module, opts: PruneConfig, tes
 
     task = loaded.info.task
     batch = opts.batch_size if test.kind == "images" else min(opts.batch_size, 8)
+    if task == "causal-lm":  # rows per batch: the logits (and their log-softmax) of at most ~8 M floats
+        vocab = int(getattr(getattr(model, "config", None), "vocab_size", 0) or 0)
+        batch = max(1, min(batch, LOGIT_BUDGET // max(vocab * int(test.x.shape[1]), 1)))
     model.eval()
     parts: list[torch.Tensor] = []
     correct, nll, predictions, sq_err, elements, cosine = 0, 0.0, 0, 0.0, 0, 0.0
