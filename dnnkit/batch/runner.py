@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from dnnkit.batch.plan import BatchItem
 from dnnkit.batch.verify import Verdict, save_result, verify_item
-from dnnkit.batch.worker import STATUS_FAILED, STATUS_INTERRUPTED, STATUS_OK
+from dnnkit.batch.worker import EXIT_INTERRUPTED, STATUS_FAILED, STATUS_INTERRUPTED, STATUS_OK
 
 STATUS_SKIPPED = "skipped"
 STATUS_PLANNED = "planned"
@@ -151,8 +151,11 @@ def run_batch(items: list[BatchItem], executor: Executor, *, emit: Callable[[dic
     def on_result(item: BatchItem, raw: dict[str, Any]) -> None:
         if guard.requested and raw.get("status") == STATUS_FAILED:
             # It failed after Ctrl-C reached its worker (an exception the interruption caused inside the
-            # command): it did not finish, and --resume must redo it.
-            raw = {**raw, "status": STATUS_INTERRUPTED}
+            # command, or its worker killed by it): it did not finish, and --resume must redo it. Like every
+            # interrupted item it reports exit code 130; the error keeps what the failure said.
+            raw = {**raw, "status": STATUS_INTERRUPTED, "exit_code": EXIT_INTERRUPTED,
+                   "error": raw.get("error") or "interrupted (Ctrl-C or SIGTERM) before it finished",
+                   "metrics": None}
         with guard.critical():
             if raw.get("status") == STATUS_OK and save_records and item.output is not None:
                 save_result(item, raw, raw.get("sha256"))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import signal
 
+import pytest
+
 from dnnkit.batch.plan import BatchItem
 from dnnkit.batch.runner import BatchSummary, run_batch
 from dnnkit.cli.batch import interrupted_message
@@ -52,11 +54,14 @@ def test_interrupted_item_is_not_finished():
     assert "--resume" in hint
 
 
-def test_failure_caused_by_ctrl_c_counts_as_interrupted():
-    """A command that turns the KeyboardInterrupt into an ordinary failure did not finish either."""
+@pytest.mark.parametrize("code", [1, None])  # None: the worker process died under the Ctrl-C
+def test_failure_caused_by_ctrl_c_counts_as_interrupted(code):
+    """A command that turns the KeyboardInterrupt into an ordinary failure did not finish either, and
+    reports the interrupted exit code 130 like every interrupted item (seen under load: exit 1)."""
     lines = []
-    summary = run_batch([_item(i) for i in (1, 2)], _CtrlCExecutor("failed", 1), emit=lines.append)
+    summary = run_batch([_item(i) for i in (1, 2)], _CtrlCExecutor("failed", code), emit=lines.append)
     assert [line["status"] for line in lines] == ["ok", "interrupted"]
+    assert lines[1]["exit_code"] == 130 and lines[1]["error"] and lines[1]["metrics"] is None
     assert interrupted_message(summary)[0].startswith("interrupted: 1 of 2 items finished, 1 interrupted;")
 
 
