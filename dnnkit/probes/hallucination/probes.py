@@ -224,6 +224,33 @@ def _train_epoch(net: Any, opt: Any, loss_fn: Any, xt: Any, yt: Any, gen: Any, b
         opt.step()
 
 
+
+class _EarlyStop:
+    """Early stopping on a validation score: keeps the best state of `net`, stops after `patience` epochs
+    without improvement; `restore` loads the best state and sets eval mode."""
+
+    def __init__(self, net: Any, patience: int) -> None:  # a torch.nn.Module (torch is imported lazily)
+        self.net, self.patience = net, patience
+        self.best, self.bad, self.state = -1.0, 0, None
+
+    def should_stop(self, score: float) -> bool:
+        if score > self.best + 1e-6:
+            self.best, self.bad = score, 0
+            self.state = {k: v.clone() for k, v in self.net.state_dict().items()}
+            return False
+        self.bad += 1
+        return self.bad >= self.patience
+
+    @property
+    def best_score(self) -> float | None:
+        return self.best if self.best >= 0 else None
+
+    def restore(self) -> None:
+        if self.state is not None:
+            self.net.load_state_dict(self.state)
+        self.net.eval()
+
+
 def _fit_mlp(z: np.ndarray, y: np.ndarray, norm: Standardiser, groups: np.ndarray | None, seed: int,
              max_epochs: int, patience: int) -> Probe:
     import torch
@@ -239,7 +266,7 @@ def _fit_mlp(z: np.ndarray, y: np.ndarray, norm: Standardiser, groups: np.ndarra
     pos_weight = torch.tensor((len(yt) - pos) / max(pos, 1.0))
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
     gen = torch.Generator().manual_seed(seed)
-    best, best_state, bad, epochs = -1.0, None, 0, 0
+    stop, epochs = _EarlyStop(net, patience), 0
     xv = torch.from_numpy(z[va]) if len(va) else None
     for _ in range(max_epochs):
         epochs += 1
@@ -249,17 +276,10 @@ def _fit_mlp(z: np.ndarray, y: np.ndarray, norm: Standardiser, groups: np.ndarra
         net.eval()
         with torch.inference_mode():
             score = auroc_or_nan(y[va], net(xv)[:, 0].numpy())
-        if score > best + 1e-6:
-            best, bad = score, 0
-            best_state = {k: v.clone() for k, v in net.state_dict().items()}
-        else:
-            bad += 1
-            if bad >= patience:
-                break
-    if best_state is not None:
-        net.load_state_dict(best_state)
-    net.eval()
-    return Probe("mlp", norm, net=net, info={"epochs": epochs, "val_auroc": best if best >= 0 else None})
+        if stop.should_stop(score):
+            break
+    stop.restore()
+    return Probe("mlp", norm, net=net, info={"epochs": epochs, "val_auroc": stop.best_score})
 
 
 def _fit_saplma(z: np.ndarray, y: np.ndarray, norm: Standardiser, seed: int) -> Probe:
@@ -298,7 +318,7 @@ def _fit_span_mlp(x: SpanBatch, y: np.ndarray, groups: np.ndarray | None, seed: 
     gen = torch.Generator().manual_seed(seed)
     total_steps = max_epochs * math.ceil(len(tr) / batch)
     step = 0
-    best, best_state, bad, epochs = -1.0, None, 0, 0
+    stop, epochs = _EarlyStop(net, patience), 0
     val = SpanBatch(x.tokens[va], x.lengths[va]) if len(va) else None
     probe = Probe("mlp", norm, net=net)
     for _ in range(max_epochs):
@@ -315,15 +335,8 @@ def _fit_span_mlp(x: SpanBatch, y: np.ndarray, groups: np.ndarray | None, seed: 
         if val is None:
             continue
         score = auroc_or_nan(y[va], probe.span_logits(val))
-        if score > best + 1e-6:
-            best, bad = score, 0
-            best_state = {k: v.clone() for k, v in net.state_dict().items()}
-        else:
-            bad += 1
-            if bad >= patience:
-                break
-    if best_state is not None:
-        net.load_state_dict(best_state)
-    net.eval()
-    probe.info = {"epochs": epochs, "val_auroc": best if best >= 0 else None, "omega_last": omega(step, total_steps)}
+        if stop.should_stop(score):
+            break
+    stop.restore()
+    probe.info = {"epochs": epochs, "val_auroc": stop.best_score, "omega_last": omega(step, total_steps)}
     return probe
