@@ -109,7 +109,7 @@ def _prune_columns(w2d: torch.Tensor, pinned: torch.Tensor, hinv: torch.Tensor, 
     rows, cols = w2d.shape
     w = w2d.unsqueeze(0).repeat(levels, 1, 1)
     mask = torch.zeros(w.shape, dtype=torch.bool)
-    pin_rows = pinned.repeat(levels, 1)
+    pin_rows = pinned.repeat(levels, 1) if pattern is not None else None  # the N:M groups' pinned entries
     for b, i1 in enumerate(range(0, cols, block_size)):
         i2 = min(i1 + block_size, cols)
         w1 = w[:, :, i1:i2].clone()
@@ -127,7 +127,7 @@ def _prune_columns(w2d: torch.Tensor, pinned: torch.Tensor, hinv: torch.Tensor, 
             if pattern is not None and i % pattern.m == 0:
                 group = slice(i, i + pattern.m)
                 g_scores = flat_w[:, group] ** 2 / d[group].unsqueeze(0) ** 2
-                flat_mask[:, group] = group_mask(g_scores, pattern, pin_rows[:, i1:i2][:, group])
+                flat_mask[:, group] = group_mask(g_scores, pattern, pin_rows[:, i1 + i:i1 + i + pattern.m])
             col = flat_w[:, i]
             err = torch.where(flat_mask[:, i], col, torch.zeros_like(col)) / d[i]
             flat_w[:, i:].addr_(err, hinv1[i, i:], alpha=-1.0)
